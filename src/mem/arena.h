@@ -1,0 +1,77 @@
+/*
+ * arena.h — heap arenas and the map from any address to its span.
+ *
+ * The heap's address space comes in 64 MiB heap arenas.  Each arena has a
+ * heapArena record holding, for each of its 8192 pages, the mspan that
+ * covers the page, and a bitmap of pages that are not backed by memory
+ * (fresh, or given back to the OS), which therefore read as zero.
+ *
+ * mheap_arenas is the second level of Go's two-level arena index: on a
+ * 48-bit address space the first level has one entry, so the lookup is
+ *     arena  = mheap_arenas[addr >> 26]
+ *     span   = arena->spans[(addr >> 13) & 8191]
+ * two dependent loads from any pointer, interior ones included.  The table
+ * is 32 MiB of zero-initialised address space of which only the few pages
+ * that index live arenas are ever touched.
+ */
+#ifndef GORT_ARENA_H
+#define GORT_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem/sizeclasses.h"
+
+struct mspan;
+
+#define logHeapArenaBytes  26
+#define heapArenaBytes     ((uintptr_t)1 << logHeapArenaBytes)   /* 64 MiB */
+#define pagesPerArena      (heapArenaBytes / _PageSize)          /* 8192 */
+#define heapAddrBits       48
+#define arenaL2Bits        (heapAddrBits - logHeapArenaBytes)    /* 22 */
+
+struct heapArena {
+    struct mspan *spans[pagesPerArena];
+    uint64_t released[pagesPerArena / 64];   /* 1 = page not backed (reads 0) */
+};
+
+extern struct heapArena *mheap_arenas[(size_t)1 << arenaL2Bits];
+
+static inline struct heapArena *arena_of(uintptr_t p)
+{
+    if (p >> heapAddrBits)
+        return NULL;
+    return __atomic_load_n(&mheap_arenas[p >> logHeapArenaBytes], __ATOMIC_ACQUIRE);
+}
+
+static inline size_t arena_pageIndex(uintptr_t p)
+{
+    return (p >> _PageShift) & (pagesPerArena - 1);
+}
+
+/* spanOf: the span covering p, or NULL if p is not in gort's heap.  For a
+ * page inside a free run the answer may be stale; callers check state and
+ * bounds. */
+static inline struct mspan *span_of(uintptr_t p)
+{
+    struct heapArena *ha = arena_of(p);
+    return ha ? ha->spans[arena_pageIndex(p)] : NULL;
+}
+
+/* Records s as the span of the npages pages from base. */
+void arena_setSpans(uintptr_t base, uintptr_t npages, struct mspan *s);
+
+/* Reserves at least n bytes (a multiple of heapArenaBytes) of new, aligned
+ * heap address space, registers its arenas with every page marked
+ * released, and returns its base (NULL when the OS refuses).  Tries Go's
+ * arena hints from 0x00c000000000 upward first.  Caller holds the heap lock. */
+void *arena_reserve(size_t n);
+
+/* Released-page bitmap over [base, base + npages pages). */
+uintptr_t arena_countReleased(uintptr_t base, uintptr_t npages);
+void arena_setReleased(uintptr_t base, uintptr_t npages, int released);
+
+/* Bytes of arena index records (for OtherSys). */
+extern uint64_t arena_metadata_sys;
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * malloc.c — gort's allocator: the C allocation API over Go's heap.
+ *
+ * The design
+ * ----------
+ * gort's heap is Go's, which is TCMalloc's: memory is managed in 8 KiB
+ * pages, small requests are rounded up to one of 67 size classes, and three
+ * layers of caches sit between a request and the operating system:
+ *
+ *   mcache   one per thread (per P once the scheduler lands).  For each
+ *            span class it holds one span and allocates from it without a
+ *            lock: the span's allocCache bitmap names the next free object
+ *            in one count-trailing-zeros (span_nextFreeFast).
+ *   mcentral one per span class, locked.  When an mcache's span is spent,
+ *            the span goes back here and the mcache takes one that has
+ *            free objects, or a fresh one.
+ *   mheap    one, locked.  Runs of pages in a segregated free index; it
+ *            cuts spans for mcentral and for large objects, merges free
+ *            neighbours, grows by 64 MiB arenas, and lets scavenge.c give
+ *            pages that stayed free a while back to the OS.
+ *
+ * A pointer finds its span through the arena index in two loads
+ * (arena.h), which is how free learns an object's size and owner.
+ *
+ * The path of a malloc:
+ *   1. size <= 1016: size_to_class8 gives the class; the thread's mcache
+ *      gives the span; nextFreeFast gives the object.  No lock, no atomic.
+ *   2. allocCache spent: mcache_nextFree searches the span's bitmap; at
+ *      the span's end it gathers remote frees and either makes another pass
+ *      or trades the span at mcentral (lock) for a partial or fresh one.
+ *   3. mcentral has none: mheap_alloc (lock) cuts a span from a free run,
+ *      growing the heap by an arena if it must (mmap).
+ *   4. > 32 KiB: mheap_alloc directly, a span of whole pages.
+ *
+ * The path of a free (which Go does not have: its collector frees):
+ *   1. span_of(p); if the span is the calling thread's own cached span,
+ *      clear the object's allocBits bit.  No lock, no atomic.
+ *   2. otherwise push the object on the span's xfree stack (one CAS); the
+ *      span's next owner collects it.  A span parked in mcentral that
+ *      becomes empty this way goes back to mheap at once (mcentral.h).
+ *   3. large objects go straight back to mheap (lock), merging with free
+ *      neighbours; after scavengedelay the scavenger madvises them away.
+ *
+ * Invalid frees are caught where Go's structures make it cheap: a pointer
+ * outside the heap, inside a free run, not at an object boundary, or whose
+ * allocBits bit is already clear aborts with glibc-style messages.
+ *
+ * Everything here is also exported under the libc names (bottom of file)
+ * unless GORT_NO_LIBC_NAMES is defined (sanitizer builds, where the
+ * sanitizer owns malloc).
+ */
+#include "mem/malloc.h"
+#include "mem/arena.h"
+#include "mem/mcache.h"
+#include "mem/mcentral.h"
+#include "mem/mheap.h"
+#include "mem/scavenge.h"
+#include "os/os.h"
+#include "runtime/godebug.h"
+#include "runtime/print.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <string.h>
+
+/* Larger requests fail with ENOMEM before any arithmetic can wrap. */
+#define maxAlloc ((size_t)1 << 46)
+
+/* ---- Start-up --------------------------------------------------------- */
+
+static uint32_t init_state;   /* 0 none, 1 in progress, 2 done */
+
+static void atfork_prepare(void)
+{
+    mcache_lock_all();
+    mcentral_lock_all();
+    mheap_lock_all();
+}
+
+static void atfork_parent(void)
+{
+    mheap_unlock_all();
+    mcentral_unlock_all();
+    mcache_unlock_all();
+}
+
+static void atfork_child(void)
+{
+    mheap_reinit_locks();
+    mcentral_reinit_locks();
+    scavenge_after_fork_child();
+    mcache_after_fork_child();
+}
+
+/* mallocinit, in Go's order: size classes, the heap, the central lists,
+ * the caches.  Runs on the first allocation of the process. */
+static void mallocinit(void)
+{
+    uint32_t expected = 0;
+    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2)
+            ;
+        return;
+    }
+    sizeclasses_init();
+    godebug_parse();
+    mheap_init();
+    mcentral_init();
+    mcache_init();
+    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+    /* May allocate: only now that the heap works. */
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static inline int malloc_ready(void)
+{
+    return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2;
+}
+
+__attribute__((constructor)) static void gort_constructor(void)
+{
+    if (!malloc_ready())
+        mallocinit();
+}
+
+/* ---- Statistics helpers ----------------------------------------------- */
+
+static uint64_t exited_nmalloc[_NumSizeClasses], exited_nfree[_NumSizeClasses];
+static uint64_t exited_largeAlloc, exited_largeFree;
+
+/* Counts an allocation (large: bytes > 0) against c, or globally for a
+ * thread past its exit flush (c == NULL). */
+static void count_alloc(struct mcache *c, unsigned cls, uint64_t bytes)
+{
+    if (c) {
+        mcache_count(&c->nmalloc[cls], 1);
+        if (bytes)
+            mcache_count(&c->largeAllocBytes, bytes);
+    } else {
+        __atomic_fetch_add(&exited_nmalloc[cls], 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&exited_largeAlloc, bytes, __ATOMIC_RELAXED);
+    }
+}
+
+static void count_free(struct mcache *c, unsigned cls, uint64_t bytes)
+{
+    if (c) {
+        mcache_count(&c->nfree[cls], 1);
+        if (bytes)
+            mcache_count(&c->largeFreeBytes, bytes);
+    } else {
+        __atomic_fetch_add(&exited_nfree[cls], 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&exited_largeFree, bytes, __ATOMIC_RELAXED);
+    }
+}
+
+void malloc_exited_counts(uint64_t *nmalloc, uint64_t *nfree,
+                          uint64_t *largeAlloc, uint64_t *largeFree)
+{
+    for (int i = 0; i < _NumSizeClasses; i++) {
+        nmalloc[i] += __atomic_load_n(&exited_nmalloc[i], __ATOMIC_RELAXED);
+        nfree[i] += __atomic_load_n(&exited_nfree[i], __ATOMIC_RELAXED);
+    }
+    *largeAlloc += __atomic_load_n(&exited_largeAlloc, __ATOMIC_RELAXED);
+    *largeFree += __atomic_load_n(&exited_largeFree, __ATOMIC_RELAXED);
+}
+
+/* ---- Allocation ------------------------------------------------------- */
+
+static void *malloc_large(size_t size, size_t align)
+{
+    if (!malloc_ready())
+        mallocinit();
+    if (size > maxAlloc || align > maxAlloc) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t npages = (size + _PageMask) >> _PageShift;
+    if (npages == 0)
+        npages = 1;
+    struct mspan *s = mheap_alloc(npages, align, 0);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    count_alloc(mcache_current(), 0, npages << _PageShift);
+    return (void *)s->startAddr;
+}
+
+/* An object of size class cls (>= 1), off the fast path. */
+static void *malloc_class(unsigned cls)
+{
+    if (!malloc_ready())
+        mallocinit();
+    spanClass spc = makeSpanClass((uint8_t)cls, 0);
+    struct mcache *c = mcache_current();
+    void *p;
+    if (c) {
+        p = span_nextFreeFast(c->alloc[spc]);
+        if (!p)
+            p = mcache_nextFree(c, spc);
+    } else {
+        /* This thread's own cache is gone (we run in a late destructor). */
+        mcache_shared_lock();
+        p = span_nextFreeFast(mcache_shared->alloc[spc]);
+        if (!p)
+            p = mcache_nextFree(mcache_shared, spc);
+        mcache_shared_unlock();
+    }
+    if (!p) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    count_alloc(c, cls, 0);
+    return p;
+}
+
+__attribute__((noinline)) static void *malloc_slow(size_t size)
+{
+    if (size > _MaxSmallSize)
+        return malloc_large(size, 0);
+    if (!malloc_ready())
+        mallocinit();
+    return malloc_class(size_to_class(size));
+}
+
+void *gort_malloc(size_t size)
+{
+    if (__builtin_expect(size <= smallSizeMax - 8, 1)) {
+        struct mcache *c = tls_mcache;
+        unsigned cls = size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv];
+        void *p = span_nextFreeFast(c->alloc[makeSpanClass((uint8_t)cls, 0)]);
+        if (__builtin_expect(p != NULL, 1)) {
+            mcache_count(&c->nmalloc[cls], 1);
+            return p;
+        }
+    }
+    return malloc_slow(size);
+}
+
+/* ---- Free ------------------------------------------------------------- */
+
+/* Whether p lies inside s. */
+static inline int span_contains(const struct mspan *s, uintptr_t p)
+{
+    return p >= s->startAddr && p - s->startAddr < (s->npages << _PageShift);
+}
+
+/* The in-use span of p, or abort with "<fn>: invalid pointer". */
+static struct mspan *span_of_checked(uintptr_t p, const char *fn)
+{
+    struct mspan *s = span_of(p);
+    printbuf b;
+    if (s && span_contains(s, p)) {
+        if (s->state == mSpanInUse) {
+            if (s->spanclass == 0 ? p == s->startAddr : span_objIndex(s, p) >= 0)
+                return s;
+        } else if (s->state == mSpanFree && p == s->startAddr) {
+            goto doublefree;
+        }
+    }
+    b.len = 0;
+    pb_str(&b, fn);
+    pb_str(&b, ": invalid pointer");
+    throw_ptr(b.buf, p);
+doublefree:
+    b.len = 0;
+    pb_str(&b, fn);
+    pb_str(&b, ": double free detected");
+    throw_ptr(b.buf, p);
+}
+
+__attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
+{
+    if (!ptr)
+        return;
+    int saved_errno = errno;
+    uintptr_t p = (uintptr_t)ptr;
+    struct mspan *s = span_of_checked(p, fn);
+    struct mcache *c = mcache_current();
+    if (s->spanclass == 0) {
+        count_free(c, 0, s->npages << _PageShift);
+        mheap_free(s);
+    } else {
+        unsigned idx = (unsigned)span_objIndex(s, p);
+        if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
+            /* Our own span: the fast path only comes here if the bit is
+             * already clear. */
+            if (!span_isAllocated(s, idx))
+                throw_ptr("free(): double free detected", p);
+            s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
+            span_setAllocCount(s, s->allocCount - 1u);
+        } else {
+            mcentral_remoteFree(s, ptr);
+        }
+        count_free(c, spanClass_sizeclass(s->spanclass), 0);
+    }
+    errno = saved_errno;
+}
+
+void gort_free(void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    struct mcache *c = tls_mcache;
+    struct mspan *s = span_of(p);
+    if (__builtin_expect(s != NULL, 1) &&
+        __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
+        long idx = span_objIndex(s, p);
+        if (__builtin_expect(idx >= 0, 1)) {
+            uint64_t *word = &s->allocBits[idx >> 6];
+            uint64_t bit = (uint64_t)1 << (idx & 63);
+            if (__builtin_expect((*word & bit) != 0, 1)) {
+                *word &= ~bit;
+                span_setAllocCount(s, s->allocCount - 1u);
+                mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
+                return;
+            }
+        }
+    }
+    free_slow(ptr, "free()");
+}
+
+/* ---- The rest of the API ---------------------------------------------- */
+
+static size_t usable_size(const struct mspan *s)
+{
+    return s->spanclass == 0 ? s->npages << _PageShift : s->elemsize;
+}
+
+void *gort_calloc(size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = gort_malloc(n);
+    if (p && span_of((uintptr_t)p)->needzero)
+        memset(p, 0, n);
+    return p;
+}
+
+void *gort_realloc(void *ptr, size_t size)
+{
+    if (!ptr)
+        return gort_malloc(size);
+    if (size == 0) {
+        gort_free(ptr);
+        return NULL;
+    }
+    struct mspan *s = span_of_checked((uintptr_t)ptr, "realloc()");
+    size_t old = usable_size(s);
+    if (s->spanclass != 0) {
+        /* Stay when the new size still fits and would not fit a class at
+         * most half as large. */
+        if (size <= old && (size > old / 2 || size_to_class(size) ==
+                                                  spanClass_sizeclass(s->spanclass)))
+            return ptr;
+    } else if (size > _MaxSmallSize && size <= maxAlloc) {
+        uintptr_t npages = (size + _PageMask) >> _PageShift;
+        if (mheap_resize(s, npages))
+            return ptr;
+    }
+    void *q = gort_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, ptr, size < old ? size : old);
+    gort_free(ptr);
+    return q;
+}
+
+void *gort_reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return gort_realloc(ptr, n);
+}
+
+/* A block of size bytes aligned to align (a power of two). */
+static void *malloc_aligned(size_t align, size_t size)
+{
+    if (align <= 8)
+        return gort_malloc(size);
+    if (size <= _MaxSmallSize && align <= _PageSize) {
+        if (!malloc_ready())
+            mallocinit();
+        /* Objects sit at multiples of their size from a page-aligned base:
+         * a class whose size is a multiple of align gives aligned blocks. */
+        unsigned cls = size_to_class(size ? size : 1);
+        while (cls < _NumSizeClasses && class_to_size[cls] % align)
+            cls++;
+        if (cls < _NumSizeClasses)
+            return malloc_class(cls);
+    }
+    return malloc_large(size ? size : 1, align);
+}
+
+static int is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+int gort_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (!is_pow2(alignment) || alignment % sizeof(void *))
+        return EINVAL;
+    int saved_errno = errno;
+    void *p = malloc_aligned(alignment, size);
+    errno = saved_errno;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *gort_aligned_alloc(size_t alignment, size_t size)
+{
+    if (!is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return malloc_aligned(alignment, size);
+}
+
+void *gort_memalign(size_t alignment, size_t size)
+{
+    /* glibc rounds a non-power-of-two alignment up. */
+    if (alignment > maxAlloc) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_pow2(alignment))
+        alignment = alignment ? (size_t)1 << (64 - __builtin_clzll(alignment)) : 1;
+    return malloc_aligned(alignment, size);
+}
+
+void *gort_valloc(size_t size)
+{
+    return malloc_aligned(os_pagesize(), size);
+}
+
+void *gort_pvalloc(size_t size)
+{
+    size_t pg = os_pagesize();
+    size_t rounded;
+    if (__builtin_add_overflow(size, pg - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rounded &= ~(pg - 1);
+    return malloc_aligned(pg, rounded ? rounded : pg);
+}
+
+size_t gort_malloc_usable_size(void *ptr)
+{
+    if (!ptr)
+        return 0;
+    return usable_size(span_of_checked((uintptr_t)ptr, "malloc_usable_size()"));
+}
+
+int gort_malloc_trim(size_t pad)
+{
+    (void)pad;
+    if (!malloc_ready())
+        return 0;
+    /* Spans cached by this thread hold no free pages; everything free is in
+     * mheap, and all of it goes. */
+    return scavenge_release(UINT64_MAX, NULL) > 0;
+}
+
+/* ---- The libc names --------------------------------------------------- */
+
+#ifndef GORT_NO_LIBC_NAMES
+#define GORT_ALIAS(name) __attribute__((alias(name), visibility("default")))
+
+void *malloc(size_t) GORT_ALIAS("gort_malloc");
+void free(void *) GORT_ALIAS("gort_free");
+void *calloc(size_t, size_t) GORT_ALIAS("gort_calloc");
+void *realloc(void *, size_t) GORT_ALIAS("gort_realloc");
+void *reallocarray(void *, size_t, size_t) GORT_ALIAS("gort_reallocarray");
+int posix_memalign(void **, size_t, size_t) GORT_ALIAS("gort_posix_memalign");
+void *aligned_alloc(size_t, size_t) GORT_ALIAS("gort_aligned_alloc");
+void *memalign(size_t, size_t) GORT_ALIAS("gort_memalign");
+void *valloc(size_t) GORT_ALIAS("gort_valloc");
+void *pvalloc(size_t) GORT_ALIAS("gort_pvalloc");
+size_t malloc_usable_size(void *) GORT_ALIAS("gort_malloc_usable_size");
+int malloc_trim(size_t) GORT_ALIAS("gort_malloc_trim");
+/* glibc's old name for free. */
+void cfree(void *) GORT_ALIAS("gort_free");
+#endif

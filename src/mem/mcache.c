@@ -1,0 +1,178 @@
+/*
+ * mcache.c — per-thread caches: creation, refill, flush at thread exit.
+ */
+#include "mem/mcache.h"
+#include "mem/mcentral.h"
+#include "mem/mheap.h"
+#include "os/lock.h"
+#include "runtime/print.h"
+
+#include <pthread.h>
+
+__thread struct mcache *tls_mcache __attribute__((tls_model("initial-exec"))) =
+    &mcache_bootstrap;
+/* Valid before any initialisation: other libraries' constructors may
+ * allocate before gort's own runs. */
+struct mcache mcache_bootstrap = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan}};
+struct mcache mcache_exited = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan}};
+struct mcache *allmcaches;
+struct mcache *mcache_shared;
+
+static gort_mutex mcaches_lock;     /* allmcaches, the free list, cachealloc */
+static gort_mutex shared_lock;      /* mcache_shared */
+static struct mcache *freemcaches;
+static pthread_key_t mcache_key;
+static int key_ready;
+
+static void mcache_setEmpty(struct mcache *c)
+{
+    for (int i = 0; i < numSpanClasses; i++)
+        c->alloc[i] = &emptymspan;
+}
+
+static struct mcache *mcache_new(void)
+{
+    gort_lock(&mcaches_lock);
+    struct mcache *c = freemcaches;
+    if (c) {
+        freemcaches = c->freenext;
+    } else {
+        c = fixalloc_alloc(&mheap_.cachealloc);
+        mcache_setEmpty(c);
+        c->allnext = allmcaches;
+        __atomic_store_n(&allmcaches, c, __ATOMIC_RELEASE);
+    }
+    c->inuse = 1;
+    gort_unlock(&mcaches_lock);
+    return c;
+}
+
+static void mcache_recycle(struct mcache *c)
+{
+    gort_lock(&mcaches_lock);
+    c->inuse = 0;
+    c->freenext = freemcaches;
+    freemcaches = c;
+    gort_unlock(&mcaches_lock);
+}
+
+static void mcache_threadExit(void *arg)
+{
+    struct mcache *c = arg;
+    tls_mcache = &mcache_exited;
+    mcache_releaseAll(c);
+    mcache_recycle(c);
+}
+
+void mcache_init(void)
+{
+    fixalloc_init(&mheap_.cachealloc, sizeof(struct mcache));
+    mcache_shared = mcache_new();
+}
+
+/* Called once the allocator works: the key may allocate (glibc keeps keys
+ * past the first 32 in a calloc'd block). */
+static void mcache_initKey(void)
+{
+    static gort_mutex keylock;
+    gort_lock(&keylock);
+    if (!key_ready) {
+        if (pthread_key_create(&mcache_key, mcache_threadExit) != 0)
+            throw("cannot create the thread-exit key for mcaches");
+        __atomic_store_n(&key_ready, 1, __ATOMIC_RELEASE);
+    }
+    gort_unlock(&keylock);
+}
+
+struct mcache *mcache_current(void)
+{
+    struct mcache *c = tls_mcache;
+    if (c == &mcache_exited)
+        return NULL;
+    if (c != &mcache_bootstrap)
+        return c;
+    c = mcache_new();
+    tls_mcache = c;
+    if (!__atomic_load_n(&key_ready, __ATOMIC_ACQUIRE))
+        mcache_initKey();
+    pthread_setspecific(mcache_key, c);
+    return c;
+}
+
+void mcache_shared_lock(void)
+{
+    gort_lock(&shared_lock);
+}
+
+void mcache_shared_unlock(void)
+{
+    gort_unlock(&shared_lock);
+}
+
+void *mcache_nextFree(struct mcache *c, spanClass spc)
+{
+    struct mspan *s = c->alloc[spc];
+    if (s != &emptymspan) {
+        if (span_nextFreeIndex(s) < s->nelems)
+            return span_nextFreeFast(s);
+        /* This pass over the span is done.  Gather what other threads
+         * freed; start another pass if at least an eighth is free, else
+         * trade the span for one with more room. */
+        uintptr_t w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQUIRE);
+        if (w)
+            span_collect(s, w);
+        unsigned nfree = s->nelems - s->allocCount;
+        if (nfree && (nfree * 8 >= s->nelems || s->nelems < 8)) {
+            s->freeindex = 0;
+            s->needzero = 1;
+            span_nextFreeIndex(s);
+            return span_nextFreeFast(s);
+        }
+        c->alloc[spc] = &emptymspan;
+        mcentral_uncacheSpan(&mcentrals[spc], s);
+    }
+    s = mcentral_cacheSpan(&mcentrals[spc], c);
+    if (!s)
+        return NULL;
+    c->alloc[spc] = s;
+    return span_nextFreeFast(s);
+}
+
+void mcache_releaseAll(struct mcache *c)
+{
+    for (int i = 0; i < numSpanClasses; i++) {
+        struct mspan *s = c->alloc[i];
+        if (s != &emptymspan) {
+            c->alloc[i] = &emptymspan;
+            mcentral_uncacheSpan(&mcentrals[i], s);
+        }
+    }
+}
+
+void mcache_lock_all(void)
+{
+    gort_lock(&shared_lock);
+    gort_lock(&mcaches_lock);
+}
+
+void mcache_unlock_all(void)
+{
+    gort_unlock(&mcaches_lock);
+    gort_unlock(&shared_lock);
+}
+
+void mcache_after_fork_child(void)
+{
+    gort_lock_reinit(&mcaches_lock);
+    gort_lock_reinit(&shared_lock);
+    /* Only the forking thread lives on: every other thread's cache is
+     * orphaned, so give its spans back. */
+    for (struct mcache *c = allmcaches; c; c = c->allnext) {
+        if (c->inuse && c != tls_mcache && c != mcache_shared) {
+            mcache_releaseAll(c);
+            c->inuse = 0;
+            c->freenext = freemcaches;
+            freemcaches = c;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+/*
+ * mcentral.c — central span lists and the remote-free protocol (see
+ * mcentral.h).
+ */
+#include "mem/mcentral.h"
+#include "mem/mheap.h"
+#include "runtime/print.h"
+
+struct mcentral mcentrals[numSpanClasses];
+
+void mcentral_init(void)
+{
+    for (int i = 0; i < numSpanClasses; i++)
+        mcentrals[i].spanclass = (spanClass)i;
+}
+
+static void list_push(struct mspan **head, struct mspan *s, uint8_t which)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+    s->inList = which;
+}
+
+static void list_remove(struct mcentral *c, struct mspan *s)
+{
+    struct mspan **head = s->inList == inListFull ? &c->full : &c->partial;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->inList = inListNone;
+}
+
+static inline void set_owner(struct mspan *s, struct mcache *owner)
+{
+    __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
+}
+
+struct mspan *mcentral_cacheSpan(struct mcentral *c, struct mcache *owner)
+{
+    gort_lock(&c->lock);
+    struct mspan *s = c->partial;
+    if (s) {
+        list_remove(c, s);
+        /* Taking the stack also clears PARKED: freers now just push. */
+        uintptr_t w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
+        set_owner(s, owner);
+        gort_unlock(&c->lock);
+        span_collect(s, w);
+        s->needzero = 1;
+        s->freeindex = 0;
+        span_nextFreeIndex(s);
+        return s;
+    }
+    c->nfresh++;
+    gort_unlock(&c->lock);
+
+    s = mheap_alloc(class_to_allocnpages[spanClass_sizeclass(c->spanclass)], 0,
+                    c->spanclass);
+    if (!s)
+        return NULL;
+    span_init_small(s, c->spanclass);
+    set_owner(s, owner);
+    return s;
+}
+
+void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s)
+{
+    set_owner(s, NULL);
+    for (;;) {
+        uintptr_t w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQUIRE);
+        if (w)
+            span_collect(s, w);
+        if (s->allocCount == 0) {
+            mheap_free(s);
+            return;
+        }
+        gort_lock(&c->lock);
+        int full = s->allocCount == s->nelems;
+        uintptr_t expected = 0;
+        uintptr_t parked = XFREE_PARKED | (full ? XFREE_NOTIFY : 0);
+        if (__atomic_compare_exchange_n(&s->xfree, &expected, parked, 0,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+            list_push(full ? &c->full : &c->partial, s,
+                      full ? inListFull : inListPartial);
+            gort_unlock(&c->lock);
+            return;
+        }
+        /* A remote free slipped in: collect it and try again. */
+        gort_unlock(&c->lock);
+    }
+}
+
+void mcentral_parkedFree(struct mspan *s)
+{
+    struct mcentral *c = &mcentrals[s->spanclass];
+    gort_lock(&c->lock);
+    uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
+    if (!(w & XFREE_PARKED)) {
+        /* An mcache took it meanwhile; it will collect the frees. */
+        gort_unlock(&c->lock);
+        return;
+    }
+    if (xfree_count(w) == s->allocCount) {
+        /* Every object is on the stack: the span is empty. */
+        w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
+        list_remove(c, s);
+        gort_unlock(&c->lock);
+        span_collect(s, w);
+        mheap_free(s);
+        return;
+    }
+    if (s->inList == inListFull) {
+        list_remove(c, s);
+        list_push(&c->partial, s, inListPartial);
+    }
+    gort_unlock(&c->lock);
+}
+
+void mcentral_remoteFree(struct mspan *s, void *obj)
+{
+    uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), w;
+    do {
+        *(void **)obj = xfree_head(old);
+        w = (uintptr_t)obj | (old & XFREE_PARKED) |
+            (((uintptr_t)xfree_count(old) + 1) << 48);
+    } while (!__atomic_compare_exchange_n(&s->xfree, &old, w, 1,
+                                          __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    if ((old & XFREE_PARKED) &&
+        ((old & XFREE_NOTIFY) || xfree_count(w) == span_allocCount(s)))
+        mcentral_parkedFree(s);
+}
+
+void mcentral_lock_all(void)
+{
+    for (int i = 0; i < numSpanClasses; i++)
+        gort_lock(&mcentrals[i].lock);
+}
+
+void mcentral_unlock_all(void)
+{
+    for (int i = numSpanClasses - 1; i >= 0; i--)
+        gort_unlock(&mcentrals[i].lock);
+}
+
+void mcentral_reinit_locks(void)
+{
+    for (int i = 0; i < numSpanClasses; i++)
+        gort_lock_reinit(&mcentrals[i].lock);
+}

@@ -1,0 +1,349 @@
+/*
+ * mheap.c — the page heap (see mheap.h for the design).
+ */
+#include "mem/mheap.h"
+#include "mem/arena.h"
+#include "mem/scavenge.h"
+#include "os/os.h"
+#include "runtime/print.h"
+
+#include <string.h>
+
+struct mheap mheap_;
+
+void mheap_init(void)
+{
+    fixalloc_init(&mheap_.spanalloc, sizeof(struct mspan));
+}
+
+/* ---- The segregated free-run index ----------------------------------- */
+
+static inline int log2_floor(uintptr_t n)
+{
+    return 63 - __builtin_clzll(n);
+}
+
+/* The (first, second) level holding runs of exactly n pages. */
+static inline void index_of(uintptr_t n, int *fl, int *sl)
+{
+    if (n < HEAP_SL_COUNT) {
+        *fl = 0;
+        *sl = (int)n;
+    } else {
+        int l = log2_floor(n);
+        *fl = l - HEAP_SL_LOG + 1;
+        *sl = (int)((n >> (l - HEAP_SL_LOG)) - HEAP_SL_COUNT);
+    }
+}
+
+static void index_insert(struct mspan *s)
+{
+    int fl, sl;
+    index_of(s->npages, &fl, &sl);
+    s->prev = NULL;
+    s->next = mheap_.free[fl][sl];
+    if (s->next)
+        s->next->prev = s;
+    mheap_.free[fl][sl] = s;
+    mheap_.fl_bitmap |= (uint64_t)1 << fl;
+    mheap_.sl_bitmap[fl] |= (uint16_t)(1u << sl);
+    s->inList = inListHeap;
+    heap_stat(&mheap_.freeRuns, 1);
+}
+
+void mheap_index_remove(struct mspan *s)
+{
+    int fl, sl;
+    index_of(s->npages, &fl, &sl);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        mheap_.free[fl][sl] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    if (!mheap_.free[fl][sl]) {
+        mheap_.sl_bitmap[fl] &= (uint16_t)~(1u << sl);
+        if (!mheap_.sl_bitmap[fl])
+            mheap_.fl_bitmap &= ~((uint64_t)1 << fl);
+    }
+    s->next = s->prev = NULL;
+    s->inList = inListNone;
+    heap_stat(&mheap_.freeRuns, -1);
+}
+
+/* First non-empty list at or after (fl, sl). */
+static struct mspan *index_search_from(int fl, int sl)
+{
+    if (fl >= HEAP_FL_COUNT)
+        return NULL;
+    uint32_t sls = mheap_.sl_bitmap[fl] & (uint32_t)(~0u << sl);
+    if (!sls) {
+        uint64_t fls = fl + 1 < 64 ? mheap_.fl_bitmap & (~(uint64_t)0 << (fl + 1)) : 0;
+        if (!fls)
+            return NULL;
+        fl = __builtin_ctzll(fls);
+        sls = mheap_.sl_bitmap[fl];
+    }
+    return mheap_.free[fl][__builtin_ctz(sls)];
+}
+
+/* A free run of at least n pages: good fit in O(1). */
+static struct mspan *index_find(uintptr_t n)
+{
+    int fl, sl;
+    index_of(n, &fl, &sl);
+    /* Every run in a later list is long enough; the list for n itself mixes
+     * lengths from n's slice, so look there only if nothing larger exists. */
+    struct mspan *s = NULL;
+    if (sl + 1 < HEAP_SL_COUNT)
+        s = index_search_from(fl, sl + 1);
+    else
+        s = index_search_from(fl + 1, 0);
+    if (s)
+        return s;
+    for (s = mheap_.free[fl][sl]; s; s = s->next)
+        if (s->npages >= n)
+            return s;
+    return NULL;
+}
+
+/* ---- Free runs ------------------------------------------------------- */
+
+static struct mspan *span_new(uintptr_t base, uintptr_t npages)
+{
+    struct mspan *s = fixalloc_alloc(&mheap_.spanalloc);
+    s->startAddr = base;
+    s->npages = npages;
+    return s;
+}
+
+/* A free run's page map only needs its first and last page: neighbours
+ * look there to merge. */
+static void set_free_bounds(struct mspan *s)
+{
+    arena_setSpans(s->startAddr, 1, s);
+    arena_setSpans(s->startAddr + ((s->npages - 1) << _PageShift), 1, s);
+}
+
+static struct mspan *free_neighbour(uintptr_t addr)
+{
+    struct mspan *t = span_of(addr);
+    if (t && t->state == mSpanFree && addr >= t->startAddr &&
+        addr < t->startAddr + (t->npages << _PageShift))
+        return t;
+    return NULL;
+}
+
+void mheap_insert_free(struct mspan *s)
+{
+    s->state = mSpanFree;
+    struct mspan *before = free_neighbour(s->startAddr - _PageSize);
+    if (before) {
+        mheap_index_remove(before);
+        s->startAddr = before->startAddr;
+        s->npages += before->npages;
+        s->scavenged &= before->scavenged;
+        if (before->freeSince > s->freeSince)
+            s->freeSince = before->freeSince;
+        before->state = mSpanDead;
+        fixalloc_free(&mheap_.spanalloc, before);
+    }
+    struct mspan *after = free_neighbour(s->startAddr + (s->npages << _PageShift));
+    if (after) {
+        mheap_index_remove(after);
+        s->npages += after->npages;
+        s->scavenged &= after->scavenged;
+        if (after->freeSince > s->freeSince)
+            s->freeSince = after->freeSince;
+        after->state = mSpanDead;
+        fixalloc_free(&mheap_.spanalloc, after);
+    }
+    set_free_bounds(s);
+    index_insert(s);
+}
+
+/* Cuts the first npages off free run s (out of the index); the rest goes
+ * back to the index as its own run. */
+static void split_front(struct mspan *s, uintptr_t npages)
+{
+    if (s->npages == npages)
+        return;
+    struct mspan *rest = span_new(s->startAddr + (npages << _PageShift),
+                                  s->npages - npages);
+    rest->freeSince = s->freeSince;
+    rest->scavenged = s->scavenged;
+    rest->state = mSpanFree;
+    s->npages = npages;
+    set_free_bounds(rest);
+    index_insert(rest);
+}
+
+static int mheap_grow(uintptr_t npages)
+{
+    size_t bytes = (npages << _PageShift);
+    if (bytes / _PageSize != npages || bytes > ((size_t)1 << 46))
+        return 0;
+    bytes = (bytes + heapArenaBytes - 1) & ~(heapArenaBytes - 1);
+    void *p = arena_reserve(bytes);
+    if (!p)
+        return 0;
+    uintptr_t pages = bytes >> _PageShift;
+    struct mspan *s = span_new((uintptr_t)p, pages);
+    s->scavenged = 1;
+    s->freeSince = 0;
+    heap_stat(&mheap_.pagesSys, (int64_t)(pages));
+    heap_stat(&mheap_.pagesReleased, (int64_t)(pages));
+    heap_stat(&mheap_.pagesFree, (int64_t)(pages));
+    mheap_insert_free(s);
+    return 1;
+}
+
+/* Takes npages (aligned to align bytes) from the free run s, which is out
+ * of the index and long enough; leftovers go back. */
+static void carve(struct mspan *s, uintptr_t npages, uintptr_t align)
+{
+    if (align > _PageSize) {
+        uintptr_t base = (s->startAddr + align - 1) & ~(align - 1);
+        uintptr_t head = (base - s->startAddr) >> _PageShift;
+        if (head) {
+            struct mspan *h = span_new(s->startAddr, head);
+            h->freeSince = s->freeSince;
+            h->scavenged = s->scavenged;
+            h->state = mSpanFree;
+            set_free_bounds(h);
+            index_insert(h);
+            s->startAddr = base;
+            s->npages -= head;
+        }
+    }
+    split_front(s, npages);
+}
+
+struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
+{
+    uintptr_t want = npages;
+    if (align > _PageSize) {
+        uintptr_t extra = (align >> _PageShift) - 1;
+        if (npages + extra < npages)
+            return NULL;
+        want = npages + extra;
+    }
+    gort_lock(&mheap_.lock);
+    struct mspan *s = index_find(want);
+    if (!s) {
+        if (!mheap_grow(want)) {
+            gort_unlock(&mheap_.lock);
+            return NULL;
+        }
+        s = index_find(want);
+    }
+    mheap_index_remove(s);
+    carve(s, npages, align);
+
+    uintptr_t released = arena_countReleased(s->startAddr, npages);
+    if (released)
+        arena_setReleased(s->startAddr, npages, 0);
+    /* Pages the kernel gives back zeroed are those released with
+     * MADV_DONTNEED (or never touched). */
+    s->needzero = released != npages || !scavenge_releases_zero();
+    heap_stat(&mheap_.pagesReleased, -(int64_t)(released));
+    heap_stat(&mheap_.pagesFree, -(int64_t)(npages));
+    heap_stat(&mheap_.pagesInUse, (int64_t)(npages));
+
+    s->state = mSpanInUse;
+    s->inList = inListNone;
+    s->scavenged = 0;
+    s->owner = NULL;
+    s->xfree = 0;
+    s->spanclass = sc;
+    s->sweepgen = 0;
+    if (sc == 0) {
+        heap_stat(&mheap_.largeInUse, (int64_t)(npages));
+        s->nelems = 1;
+        s->elemsize = 0;   /* a large object's size is npages pages */
+    }
+    arena_setSpans(s->startAddr, npages, s);
+    gort_unlock(&mheap_.lock);
+    return s;
+}
+
+void mheap_free(struct mspan *s)
+{
+    uint64_t now = os_nanotime();
+    gort_lock(&mheap_.lock);
+    if (s->state != mSpanInUse)
+        throw_ptr("free(): double free detected", s->startAddr);
+    heap_stat(&mheap_.pagesInUse, -(int64_t)(s->npages));
+    heap_stat(&mheap_.pagesFree, (int64_t)(s->npages));
+    if (s->spanclass == 0)
+        heap_stat(&mheap_.largeInUse, -(int64_t)(s->npages));
+    s->freeSince = now;
+    s->scavenged = 0;
+    s->owner = NULL;
+    s->inList = inListNone;
+    mheap_insert_free(s);
+    gort_unlock(&mheap_.lock);
+    mheap_note_free();
+}
+
+int mheap_resize(struct mspan *s, uintptr_t npages)
+{
+    int ok = 0;
+    uint64_t now = os_nanotime();
+    gort_lock(&mheap_.lock);
+    if (npages < s->npages) {
+        struct mspan *tail = span_new(s->startAddr + (npages << _PageShift),
+                                      s->npages - npages);
+        heap_stat(&mheap_.pagesInUse, -(int64_t)(tail->npages));
+        heap_stat(&mheap_.largeInUse, -(int64_t)(tail->npages));
+        heap_stat(&mheap_.pagesFree, (int64_t)(tail->npages));
+        s->npages = npages;
+        tail->freeSince = now;
+        mheap_insert_free(tail);
+        ok = 1;
+    } else if (npages > s->npages) {
+        uintptr_t end = s->startAddr + (s->npages << _PageShift);
+        struct mspan *next = free_neighbour(end);
+        uintptr_t more = npages - s->npages;
+        if (next && next->startAddr == end && next->npages >= more) {
+            mheap_index_remove(next);
+            split_front(next, more);
+            uintptr_t released = arena_countReleased(end, more);
+            if (released)
+                arena_setReleased(end, more, 0);
+            heap_stat(&mheap_.pagesReleased, -(int64_t)(released));
+            heap_stat(&mheap_.pagesFree, -(int64_t)(more));
+            heap_stat(&mheap_.pagesInUse, (int64_t)(more));
+            heap_stat(&mheap_.largeInUse, (int64_t)(more));
+            next->state = mSpanDead;
+            fixalloc_free(&mheap_.spanalloc, next);
+            s->npages = npages;
+            arena_setSpans(end, more, s);
+            ok = 1;
+        }
+    } else {
+        ok = 1;
+    }
+    gort_unlock(&mheap_.lock);
+    return ok;
+}
+
+void mheap_note_free(void)
+{
+    scavenge_kick();
+}
+
+void mheap_lock_all(void)
+{
+    gort_lock(&mheap_.lock);
+}
+
+void mheap_unlock_all(void)
+{
+    gort_unlock(&mheap_.lock);
+}
+
+void mheap_reinit_locks(void)
+{
+    gort_lock_reinit(&mheap_.lock);
+}

@@ -1,0 +1,69 @@
+/*
+ * mspan.c — span bitmaps: refilling allocCache and collecting remote frees.
+ */
+#include "mem/mspan.h"
+#include "runtime/print.h"
+
+#include <string.h>
+
+struct mspan emptymspan;
+
+void span_init_small(struct mspan *s, spanClass sc)
+{
+    uint8_t c = spanClass_sizeclass(sc);
+    s->spanclass = sc;
+    s->elemsize = class_to_size[c];
+    s->divMul = class_to_divmagic[c];
+    s->nelems = (uint16_t)((s->npages << _PageShift) / s->elemsize);
+    s->freeindex = 0;
+    s->allocCount = 0;
+    memset(s->allocBits, 0, sizeof s->allocBits);
+    /* All free, but only the first nelems bits exist. */
+    s->allocCache = s->nelems >= 64 ? ~(uint64_t)0
+                                    : (((uint64_t)1 << s->nelems) - 1);
+}
+
+unsigned span_nextFreeIndex(struct mspan *s)
+{
+    unsigned idx = s->freeindex;
+    unsigned n = s->nelems;
+    while (idx < n) {
+        unsigned word = idx >> 6;
+        uint64_t free = ~s->allocBits[word] >> (idx & 63);
+        if (free) {
+            unsigned found = idx + (unsigned)__builtin_ctzll(free);
+            if (found >= n)
+                break;
+            s->freeindex = (uint16_t)found;
+            s->allocCache = free >> (found - idx);
+            /* Bits past nelems in the last word must not look free. */
+            unsigned left = n - found;
+            if (left < 64)
+                s->allocCache &= ((uint64_t)1 << left) - 1;
+            return found;
+        }
+        idx = (word + 1) << 6;
+    }
+    s->freeindex = (uint16_t)n;
+    s->allocCache = 0;
+    return n;
+}
+
+void span_collect(struct mspan *s, uintptr_t w)
+{
+    unsigned n = 0;
+    for (void *obj = xfree_head(w); obj; obj = *(void **)obj) {
+        long idx = span_objIndex(s, (uintptr_t)obj);
+        if (idx < 0)
+            throw_ptr("free(): invalid pointer", (uintptr_t)obj);
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+        if (!(s->allocBits[idx >> 6] & bit))
+            throw_ptr("free(): double free detected", (uintptr_t)obj);
+        s->allocBits[idx >> 6] &= ~bit;
+        n++;
+    }
+    if (n) {
+        span_setAllocCount(s, s->allocCount - n);
+        s->needzero = 1;
+    }
+}

@@ -1,0 +1,149 @@
+/*
+ * mspan.h — a span: a run of pages, the unit the heap hands around.
+ *
+ * A span either sits free in the page heap (mheap), or holds objects: many
+ * small objects of one size class, or one large object.  The fields are
+ * Go's: startAddr and npages place it; nelems objects of elemsize bytes
+ * start at startAddr; allocBits has a bit per object (1 = allocated);
+ * freeindex is where the next search for a free object starts, and
+ * allocCache holds the complement of the 64 allocBits from freeindex on, so
+ * the next free object is one count-trailing-zeros away (nextFreeFast).
+ *
+ * Go frees objects only by sweeping; C frees them one by one, and gort
+ * keeps Go's bitmap as the single truth for both:
+ *   - a free by the thread whose mcache holds the span clears the object's
+ *     bit directly (no lock, no atomic read-modify-write); the slot is found
+ *     again when allocation next passes over it;
+ *   - a free by any other thread pushes the object on the span's xfree
+ *     stack with one compare-and-swap; whoever next owns the span collects
+ *     the stack and clears the bits (span_collect).
+ * The xfree word packs the stack head (bits 3..47), its length (bits
+ * 48..63) and two flags that tell a remote freer what the span is doing
+ * while no mcache holds it (mcentral.c has the protocol).
+ */
+#ifndef GORT_MSPAN_H
+#define GORT_MSPAN_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "mem/sizeclasses.h"
+
+struct mcache;
+
+/* Span states (Go's mSpanState). */
+enum {
+    mSpanDead = 0,        /* a recycled or never-used record */
+    mSpanInUse = 1,       /* holds objects */
+    mSpanFree = 2,        /* free pages in the page heap */
+    mSpanScavenging = 3,  /* free pages being given back, out of the heap's index */
+};
+
+/* Which list a span is on (so it can be unlinked in O(1)). */
+enum {
+    inListNone = 0,
+    inListPartial = 1,    /* mcentral: has free objects */
+    inListFull = 2,       /* mcentral: no free objects */
+    inListHeap = 3,       /* mheap: a free run in the page index */
+};
+
+/* xfree word layout. */
+#define XFREE_PARKED   ((uintptr_t)1)   /* span is in its mcentral, unowned */
+#define XFREE_NOTIFY   ((uintptr_t)2)   /* parked full: first freer moves it */
+#define XFREE_FLAGS    ((uintptr_t)7)
+#define XFREE_PTRMASK  ((((uintptr_t)1 << 48) - 1) & ~XFREE_FLAGS)
+#define XFREE_COUNT1   ((uintptr_t)1 << 48)
+static inline void *xfree_head(uintptr_t w) { return (void *)(w & XFREE_PTRMASK); }
+static inline unsigned xfree_count(uintptr_t w) { return (unsigned)(w >> 48); }
+
+struct mspan {
+    struct mspan *next;       /* list links: mcentral lists, mheap free index */
+    struct mspan *prev;
+    uintptr_t startAddr;
+    uintptr_t npages;
+
+    /* Allocation state: touched only by the span's owner. */
+    uint64_t allocCache;      /* ~allocBits from freeindex, shifted down */
+    uint16_t freeindex;
+    uint16_t nelems;
+    uint16_t allocCount;      /* objects allocated (read by remote freers) */
+    spanClass spanclass;
+    uint8_t needzero;         /* 1 unless every free object is known zero */
+    uint32_t elemsize;        /* object size; npages*8K for a large span */
+    uint32_t divMul;          /* class_to_divmagic of the class */
+
+    uint8_t state;            /* mSpan* */
+    uint8_t inList;           /* inList* */
+    uint8_t scavenged;        /* free run: every page already released */
+    uint8_t pad_;
+    uint32_t sweepgen;        /* kept for the collector */
+
+    struct mcache *owner;     /* mcache holding it as an alloc span, or NULL */
+    uintptr_t xfree;          /* remote-free stack word (atomic) */
+    uint64_t freeSince;       /* free run: nanotime it last gained dirty pages */
+
+    uint64_t allocBits[_MaxSpanElems / 64];
+};
+
+/* The sentinel every empty mcache slot points at: allocCache 0, so the fast
+ * path always falls through to refill without a NULL test. */
+extern struct mspan emptymspan;
+
+/* Sets up a fresh span (from mheap) for objects of class sc. */
+void span_init_small(struct mspan *s, spanClass sc);
+
+/* Refills allocCache at freeindex (rounded down to 64) and returns the
+ * index of the next free object at or after freeindex, nelems if none.
+ * On return freeindex is that index and allocCache is positioned on it. */
+unsigned span_nextFreeIndex(struct mspan *s);
+
+/* Collects the remote-free stack taken from the xfree word w: clears each
+ * object's bit and drops allocCount; aborts on a double free. */
+void span_collect(struct mspan *s, uintptr_t w);
+
+/* Index of the object at p, or -1 if p is not the start of an object. */
+static inline long span_objIndex(const struct mspan *s, uintptr_t p)
+{
+    uintptr_t off = p - s->startAddr;
+    uintptr_t idx = (uintptr_t)(((uint64_t)off * s->divMul) >> 32);
+    if (idx * s->elemsize != off || idx >= s->nelems)
+        return -1;
+    return (long)idx;
+}
+
+static inline int span_isAllocated(const struct mspan *s, unsigned idx)
+{
+    return (s->allocBits[idx >> 6] >> (idx & 63)) & 1;
+}
+
+static inline void span_setAllocCount(struct mspan *s, unsigned n)
+{
+    __atomic_store_n(&s->allocCount, (uint16_t)n, __ATOMIC_RELAXED);
+}
+
+static inline unsigned span_allocCount(const struct mspan *s)
+{
+    return __atomic_load_n(&s->allocCount, __ATOMIC_RELAXED);
+}
+
+/* nextFreeFast: the allocation fast path, Go's name and shape.  Returns the
+ * object, or NULL when allocCache is spent and span_nextFreeIndex must
+ * search the bitmap. */
+static inline void *span_nextFreeFast(struct mspan *s)
+{
+    uint64_t cache = s->allocCache;
+    if (__builtin_expect(cache != 0, 1)) {
+        unsigned bit = (unsigned)__builtin_ctzll(cache);
+        unsigned idx = s->freeindex + bit;
+        if (__builtin_expect(idx < s->nelems, 1)) {
+            s->allocCache = (cache >> bit) >> 1;
+            s->freeindex = (uint16_t)(idx + 1);
+            s->allocBits[idx >> 6] |= (uint64_t)1 << (idx & 63);
+            span_setAllocCount(s, s->allocCount + 1u);
+            return (void *)(s->startAddr + (uintptr_t)idx * s->elemsize);
+        }
+    }
+    return NULL;
+}
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * scavenge.h — giving free pages back to the OS (Go's scavenger).
+ *
+ * A free run whose pages have stayed free longer than the delay
+ * (GODEBUG=scavengedelay, 1 s by default) is released with madvise: the
+ * memory leaves RSS, the address space stays reserved, and a later
+ * allocation there faults fresh zero pages in.  The delay keeps a program
+ * that frees and reallocates in a loop from paying a page fault per page
+ * per cycle (~1.8 us here).
+ *
+ * A background thread does the work once the heap first holds a few MiB of
+ * free, unreleased pages; it sleeps exactly until the next run falls due
+ * and parks on a futex when nothing is pending.  With GODEBUG=scavenger=0
+ * (or if the thread cannot be started) the same work runs from the heap's
+ * free path instead.  malloc_trim(0) releases everything at once.
+ */
+#ifndef GORT_SCAVENGE_H
+#define GORT_SCAVENGE_H
+
+#include <stdint.h>
+
+/* Releases every free run that has been free since before cutoff (ns on the
+ * monotonic clock; UINT64_MAX: all).  Returns the pages released; *next_due
+ * (if not NULL) gets the earliest freeSince of the dirty runs left. */
+uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due);
+
+/* After pages were freed: start or wake the background scavenger. */
+void scavenge_kick(void);
+
+/* Whether released pages read back as zero (MADV_DONTNEED). */
+int scavenge_releases_zero(void);
+
+/* madvise calls made so far. */
+extern uint64_t scavenge_nreleased;
+
+/* Fork: the child has no scavenger thread. */
+void scavenge_after_fork_child(void);
+
+#endif

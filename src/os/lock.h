@@ -1,0 +1,44 @@
+/*
+ * lock.h — gort's mutex: one word, a futex behind it.
+ *
+ * The allocator cannot use pthread_mutex under every caller (it must work
+ * before libc is fully up and across fork), so it has its own: 0 unlocked,
+ * 1 locked, 2 locked with sleepers.  Uncontended lock and unlock are one
+ * atomic each; contended waiters spin briefly, then sleep on the futex.
+ */
+#ifndef GORT_LOCK_H
+#define GORT_LOCK_H
+
+#include <stdint.h>
+
+typedef struct gort_mutex {
+    uint32_t state;
+} gort_mutex;
+
+#define GORT_MUTEX_INIT {0}
+
+void gort_lock_slow(gort_mutex *m);
+void gort_unlock_slow(gort_mutex *m);
+
+static inline void gort_lock(gort_mutex *m)
+{
+    uint32_t expected = 0;
+    if (!__atomic_compare_exchange_n(&m->state, &expected, 1, 0,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        gort_lock_slow(m);
+}
+
+static inline void gort_unlock(gort_mutex *m)
+{
+    if (__atomic_exchange_n(&m->state, 0, __ATOMIC_RELEASE) == 2)
+        gort_unlock_slow(m);
+}
+
+/* After fork the child is single-threaded: a lock held by the parent's
+ * other threads (or by the atfork prepare handler) is simply reset. */
+static inline void gort_lock_reinit(gort_mutex *m)
+{
+    m->state = 0;
+}
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * godebug.c — parsing GODEBUG without allocating (see godebug.h).
+ */
+#include "runtime/godebug.h"
+#include "runtime/print.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct godebug debug = {
+    .madvdontneed = 1,
+    .scavengedelay = 1000 * 1000000LL,
+    .scavenger = 1,
+    .memstats = 0,
+};
+
+struct knob {
+    const char *name;
+    int64_t min, max;
+    int64_t scale;       /* value is multiplied by this (ms -> ns) */
+    void *field;
+    int is_int;          /* field is int, else int64_t */
+};
+
+static const struct knob knobs[] = {
+    {"madvdontneed", 0, 1, 1, &debug.madvdontneed, 1},
+    {"scavengedelay", 0, 3600 * 1000LL, 1000000, &debug.scavengedelay, 0},
+    {"scavenger", 0, 1, 1, &debug.scavenger, 1},
+    {"memstats", 0, 1, 1, &debug.memstats, 1},
+};
+
+/* Parses a decimal in [s, e); returns 0 on any junk or overflow. */
+static int parse_int(const char *s, const char *e, int64_t *out)
+{
+    int64_t v = 0;
+    if (s == e)
+        return 0;
+    for (; s < e; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+static void report_bad(const char *item, const char *end)
+{
+    printbuf b = {.len = 0};
+    pb_str(&b, "gort: GODEBUG: invalid setting \"");
+    for (const char *p = item; p < end && b.len < 200; p++) {
+        char c[2] = {*p, 0};
+        pb_str(&b, c);
+    }
+    pb_str(&b, "\", ignored\n");
+    pb_flush(&b);
+}
+
+static void apply(const char *item, const char *end)
+{
+    const char *eq = memchr(item, '=', (size_t)(end - item));
+    if (!eq)
+        return;
+    size_t namelen = (size_t)(eq - item);
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+        const struct knob *k = &knobs[i];
+        if (strlen(k->name) != namelen || memcmp(k->name, item, namelen) != 0)
+            continue;
+        int64_t v;
+        if (!parse_int(eq + 1, end, &v) || v < k->min || v > k->max) {
+            report_bad(item, end);
+            return;
+        }
+        if (k->is_int)
+            *(int *)k->field = (int)v;
+        else
+            *(int64_t *)k->field = v * k->scale;
+        return;
+    }
+}
+
+void godebug_parse(void)
+{
+    const char *s = getenv("GODEBUG");
+    if (!s)
+        return;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        if (!end)
+            end = s + strlen(s);
+        apply(s, end);
+        s = *end ? end + 1 : end;
+    }
+}
