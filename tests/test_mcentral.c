@@ -1,0 +1,108 @@
+/* Unit test: mcentral hands spans out and takes them back whole; remote
+ * frees move parked spans from full to partial and return empty spans to
+ * mheap (the PARKED/NOTIFY protocol).  gort-test: tsan */
+#include "check.h"
+#include "gort.h"
+#include "mem/mcache.h"
+#include "mem/mcentral.h"
+#include "mem/mheap.h"
+
+#include <pthread.h>
+
+static struct mcache owner;   /* a stand-in thread cache */
+
+static unsigned fill(struct mspan *s, void **objs)
+{
+    unsigned n = 0;
+    for (;;) {
+        void *p = span_nextFreeFast(s);
+        if (!p && span_nextFreeIndex(s) < s->nelems)
+            p = span_nextFreeFast(s);
+        if (!p)
+            return n;
+        objs[n++] = p;
+    }
+}
+
+struct half {
+    struct mspan *s;
+    void **objs;
+    unsigned from, n;
+};
+
+static void *free_half(void *arg)
+{
+    struct half *h = arg;
+    for (unsigned i = h->from; i < h->n; i += 2)
+        mcentral_remoteFree(h->s, h->objs[i]);
+    return NULL;
+}
+
+int main(void)
+{
+    gort_free(gort_malloc(1));
+    static void *objs[_MaxSpanElems];
+    /* Class 50 (6912 B, 6 pages) is not used by anything else here. */
+    spanClass spc = makeSpanClass(50, 0);
+    struct mcentral *c = &mcentrals[spc];
+
+    struct mspan *s = mcentral_cacheSpan(c, &owner);
+    CHECK(s && s->owner == &owner && s->spanclass == spc);
+    unsigned n = fill(s, objs);
+    CHECK(n == s->nelems && n == 7);
+
+    /* Spent span parks on the full list, flagged for notification. */
+    mcentral_uncacheSpan(c, s);
+    CHECK(s->owner == NULL && s->inList == inListFull && c->full == s);
+    CHECK(s->xfree == (XFREE_PARKED | XFREE_NOTIFY));
+
+    /* The first remote free moves it to partial. */
+    mcentral_remoteFree(s, objs[3]);
+    CHECK(s->inList == inListPartial && c->partial == s);
+    CHECK((s->xfree & XFREE_FLAGS) == XFREE_PARKED && xfree_count(s->xfree) == 1);
+
+    /* cacheSpan takes it back, collects the free and hands out the slot. */
+    struct mspan *t = mcentral_cacheSpan(c, &owner);
+    CHECK(t == s && s->xfree == 0 && s->allocCount == n - 1);
+    CHECK(span_nextFreeFast(s) == objs[3]);
+
+    /* Parked full again; remote frees of every object return it to mheap. */
+    mcentral_uncacheSpan(c, s);
+    uint64_t inuse = mheap_.pagesInUse;
+    uintptr_t npages = s->npages;
+    for (unsigned i = 0; i < n; i++)
+        mcentral_remoteFree(s, objs[i]);
+    CHECK(s->state != mSpanInUse);
+    CHECK(mheap_.pagesInUse == inuse - npages);
+    CHECK(c->partial != s && c->full != s);
+
+    /* An empty span handed back goes straight to mheap. */
+    s = mcentral_cacheSpan(c, &owner);
+    void *one = span_nextFreeFast(s);
+    CHECK(one);
+    s->allocBits[0] = 0;
+    span_setAllocCount(s, 0);
+    inuse = mheap_.pagesInUse;
+    mcentral_uncacheSpan(c, s);
+    CHECK(mheap_.pagesInUse == inuse - s->npages || s->state != mSpanInUse);
+
+    /* Two threads racing to free a parked span's objects: it goes back to
+     * mheap exactly once. */
+    spc = makeSpanClass(5, 0);   /* 48 B, 170 objects */
+    c = &mcentrals[spc];
+    for (int round = 0; round < 200; round++) {
+        s = mcentral_cacheSpan(c, &owner);
+        n = fill(s, objs);
+        CHECK(n > 0);
+        mcentral_uncacheSpan(c, s);
+        pthread_t a, b;
+        struct half ha = {s, objs, 0, n}, hb = {s, objs, 1, n};
+        pthread_create(&a, NULL, free_half, &ha);
+        pthread_create(&b, NULL, free_half, &hb);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        CHECK(c->partial != s && c->full != s);
+    }
+    printf("mcentral ok\n");
+    return 0;
+}
