@@ -305,18 +305,27 @@ void gort_free(void *ptr)
     uintptr_t p = (uintptr_t)ptr;
     struct mcache *c = tls_mcache;
     struct mspan *s = span_of(p);
-    if (__builtin_expect(s != NULL, 1) &&
-        __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
+    if (__builtin_expect(s != NULL, 1)) {
+        /* span_objIndex also proves p lies inside s (see mspan.h), so a
+         * stale page-map entry cannot pass. */
         long idx = span_objIndex(s, p);
-        if (__builtin_expect(idx >= 0, 1)) {
-            uint64_t *word = &s->allocBits[idx >> 6];
-            uint64_t bit = (uint64_t)1 << (idx & 63);
-            if (__builtin_expect((*word & bit) != 0, 1)) {
-                *word &= ~bit;
-                span_setAllocCount(s, s->allocCount - 1u);
-                mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
-                return;
+        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
+            if (__builtin_expect(idx >= 0, 1)) {
+                uint64_t *word = &s->allocBits[idx >> 6];
+                uint64_t bit = (uint64_t)1 << (idx & 63);
+                if (__builtin_expect((*word & bit) != 0, 1)) {
+                    *word &= ~bit;
+                    span_setAllocCount(s, s->allocCount - 1u);
+                    mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
+                    return;
+                }
             }
+        } else if (idx >= 0 && s->spanclass != 0 && s->state == mSpanInUse &&
+                   c != &mcache_bootstrap && c != &mcache_exited) {
+            /* Another thread's span, or one parked in mcentral. */
+            mcentral_remoteFree(s, ptr);
+            mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
+            return;
         }
     }
     free_slow(ptr, "free()");

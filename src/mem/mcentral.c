@@ -6,6 +6,8 @@
 #include "mem/mheap.h"
 #include "runtime/print.h"
 
+#include <errno.h>
+
 struct mcentral mcentrals[numSpanClasses];
 
 void mcentral_init(void)
@@ -100,6 +102,7 @@ void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s)
 void mcentral_parkedFree(struct mspan *s)
 {
     struct mcentral *c = &mcentrals[s->spanclass];
+    int saved_errno = errno;   /* free keeps errno */
     gort_lock(&c->lock);
     uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
     if (!(w & XFREE_PARKED)) {
@@ -114,6 +117,7 @@ void mcentral_parkedFree(struct mspan *s)
         gort_unlock(&c->lock);
         span_collect(s, w);
         mheap_free(s);
+        errno = saved_errno;
         return;
     }
     if (s->inList == inListFull) {
