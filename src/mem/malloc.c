@@ -252,24 +252,15 @@ static inline int span_contains(const struct mspan *s, uintptr_t p)
 static struct mspan *span_of_checked(uintptr_t p, const char *fn)
 {
     struct mspan *s = span_of(p);
-    printbuf b;
     if (s && span_contains(s, p)) {
         if (s->state == mSpanInUse) {
             if (s->spanclass == 0 ? p == s->startAddr : span_objIndex(s, p) >= 0)
                 return s;
         } else if (s->state == mSpanFree && p == s->startAddr) {
-            goto doublefree;
+            throw_bad_pointer(fn, "double free detected", p);
         }
     }
-    b.len = 0;
-    pb_str(&b, fn);
-    pb_str(&b, ": invalid pointer");
-    throw_ptr(b.buf, p);
-doublefree:
-    b.len = 0;
-    pb_str(&b, fn);
-    pb_str(&b, ": double free detected");
-    throw_ptr(b.buf, p);
+    throw_bad_pointer(fn, "invalid pointer", p);
 }
 
 __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
@@ -289,7 +280,7 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
             /* Our own span: the fast path only comes here if the bit is
              * already clear. */
             if (!span_isAllocated(s, idx))
-                throw_ptr("free(): double free detected", p);
+                throw_bad_pointer(fn, "double free detected", p);
             s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
             span_setAllocCount(s, s->allocCount - 1u);
         } else {
@@ -362,15 +353,20 @@ void *gort_realloc(void *ptr, size_t size)
     struct mspan *s = span_of_checked((uintptr_t)ptr, "realloc()");
     size_t old = usable_size(s);
     if (s->spanclass != 0) {
-        /* Stay when the new size still fits and would not fit a class at
-         * most half as large. */
+        /* Stay when the new size still fits, would not fit a class at most
+         * half as large, and the block is aligned as malloc(size) would be
+         * (a 24-byte object may sit at an 8-aligned address). */
         if (size <= old && (size > old / 2 || size_to_class(size) ==
-                                                  spanClass_sizeclass(s->spanclass)))
+                                                  spanClass_sizeclass(s->spanclass)) &&
+            (size <= 8 || (uintptr_t)ptr % 16 == 0))
             return ptr;
     } else if (size > _MaxSmallSize && size <= maxAlloc) {
         uintptr_t npages = (size + _PageMask) >> _PageShift;
-        if (mheap_resize(s, npages))
+        uintptr_t oldpages = s->npages;
+        if (mheap_resize(s, npages)) {
+            memstats_large_resized(((int64_t)npages - (int64_t)oldpages) << _PageShift);
             return ptr;
+        }
     }
     void *q = gort_malloc(size);
     if (!q)

@@ -36,6 +36,7 @@ static struct mcache *mcache_new(void)
     struct mcache *c = freemcaches;
     if (c) {
         freemcaches = c->freenext;
+        mheap_.cachealloc.inuse += sizeof *c;
     } else {
         c = fixalloc_alloc(&mheap_.cachealloc);
         mcache_setEmpty(c);
@@ -53,6 +54,7 @@ static void mcache_recycle(struct mcache *c)
     c->inuse = 0;
     c->freenext = freemcaches;
     freemcaches = c;
+    mheap_.cachealloc.inuse -= sizeof *c;   /* MCacheInuse: live caches only */
     gort_unlock(&mcaches_lock);
 }
 
@@ -149,6 +151,14 @@ void mcache_releaseAll(struct mcache *c)
     }
 }
 
+void mcache_snapshot(struct mcache *c, uint64_t *nmalloc, uint64_t *nfree)
+{
+    for (int i = 0; i < _NumSizeClasses; i++) {
+        nmalloc[i] = c ? c->nmalloc[i] : 0;
+        nfree[i] = c ? c->nfree[i] : 0;
+    }
+}
+
 void mcache_lock_all(void)
 {
     gort_lock(&shared_lock);
@@ -173,6 +183,7 @@ void mcache_after_fork_child(void)
             c->inuse = 0;
             c->freenext = freemcaches;
             freemcaches = c;
+            mheap_.cachealloc.inuse -= sizeof *c;
         }
     }
 }

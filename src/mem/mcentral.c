@@ -99,14 +99,25 @@ void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s)
     }
 }
 
-void mcentral_parkedFree(struct mspan *s)
+/* Called by a remote freer after its push.  The push may have made the
+ * span collectable, so by now another thread may have cached it, emptied
+ * it, given it back to mheap, even re-used the record for another class.
+ * Everything is therefore re-checked under the lock of cls, the class the
+ * span had while the freed object still pinned it: a span can be parked in
+ * mcentrals[cls] (PARKED set, spanclass == cls) only under that lock, and
+ * every action taken is justified by the state seen here alone. */
+void mcentral_parkedFree(struct mspan *s, spanClass cls)
 {
-    struct mcentral *c = &mcentrals[s->spanclass];
+    struct mcentral *c = &mcentrals[cls];
     int saved_errno = errno;   /* free keeps errno */
     gort_lock(&c->lock);
+    if (__atomic_load_n(&s->spanclass, __ATOMIC_RELAXED) != cls) {
+        gort_unlock(&c->lock);
+        return;
+    }
     uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
     if (!(w & XFREE_PARKED)) {
-        /* An mcache took it meanwhile; it will collect the frees. */
+        /* An mcache holds it now (it will collect the frees), or it is gone. */
         gort_unlock(&c->lock);
         return;
     }
@@ -120,7 +131,8 @@ void mcentral_parkedFree(struct mspan *s)
         errno = saved_errno;
         return;
     }
-    if (s->inList == inListFull) {
+    if (s->inList == inListFull && xfree_count(w) > 0) {
+        __atomic_fetch_and(&s->xfree, ~XFREE_NOTIFY, __ATOMIC_RELAXED);
         list_remove(c, s);
         list_push(&c->partial, s, inListPartial);
     }
@@ -129,6 +141,8 @@ void mcentral_parkedFree(struct mspan *s)
 
 void mcentral_remoteFree(struct mspan *s, void *obj)
 {
+    /* obj is still allocated, so s cannot change class until the push. */
+    spanClass cls = s->spanclass;
     uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), w;
     do {
         *(void **)obj = xfree_head(old);
@@ -136,9 +150,10 @@ void mcentral_remoteFree(struct mspan *s, void *obj)
             (((uintptr_t)xfree_count(old) + 1) << 48);
     } while (!__atomic_compare_exchange_n(&s->xfree, &old, w, 1,
                                           __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    /* From here on s may be recycled: only hints are read before the lock. */
     if ((old & XFREE_PARKED) &&
         ((old & XFREE_NOTIFY) || xfree_count(w) == span_allocCount(s)))
-        mcentral_parkedFree(s);
+        mcentral_parkedFree(s, cls);
 }
 
 void mcentral_lock_all(void)

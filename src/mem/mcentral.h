@@ -47,9 +47,9 @@ struct mspan *mcentral_cacheSpan(struct mcentral *c, struct mcache *owner);
  * if it is empty, give it back to mheap. */
 void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s);
 
-/* A remote freer pushed onto parked span s and the flags it saw ask for
- * attention (see above). */
-void mcentral_parkedFree(struct mspan *s);
+/* A remote freer pushed onto parked span s (of class cls at the time) and
+ * the flags it saw ask for attention (see above). */
+void mcentral_parkedFree(struct mspan *s, spanClass cls);
 
 /* Pushes obj (an object of in-use small span s) on s's remote-free stack. */
 void mcentral_remoteFree(struct mspan *s, void *obj);

@@ -24,6 +24,32 @@ static inline uint64_t rd(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+static uint64_t internal_nmalloc[_NumSizeClasses], internal_nfree[_NumSizeClasses];
+
+void memstats_internal_begin(struct internal_allocs *snap)
+{
+    mcache_snapshot(mcache_current(), snap->nmalloc, snap->nfree);
+}
+
+void memstats_internal_end(struct internal_allocs *snap)
+{
+    struct internal_allocs now;
+    mcache_snapshot(mcache_current(), now.nmalloc, now.nfree);
+    for (int i = 0; i < _NumSizeClasses; i++) {
+        __atomic_fetch_add(&internal_nmalloc[i], now.nmalloc[i] - snap->nmalloc[i],
+                           __ATOMIC_RELAXED);
+        __atomic_fetch_add(&internal_nfree[i], now.nfree[i] - snap->nfree[i],
+                           __ATOMIC_RELAXED);
+    }
+}
+
+static int64_t large_resized;
+
+void memstats_large_resized(int64_t delta)
+{
+    __atomic_fetch_add(&large_resized, delta, __ATOMIC_RELAXED);
+}
+
 void gort_memstats(struct gort_memstats *m)
 {
     uint64_t nmalloc[_NumSizeClasses] = {0}, nfree[_NumSizeClasses] = {0};
@@ -39,6 +65,15 @@ void gort_memstats(struct gort_memstats *m)
         largeFree += rd(&c->largeFreeBytes);
     }
     malloc_exited_counts(nmalloc, nfree, &largeAlloc, &largeFree);
+    int64_t resized = __atomic_load_n(&large_resized, __ATOMIC_RELAXED);
+    if (resized > 0)
+        largeAlloc += (uint64_t)resized;
+    else
+        largeFree += (uint64_t)-resized;
+    for (int i = 0; i < _NumSizeClasses; i++) {
+        nmalloc[i] -= rd(&internal_nmalloc[i]);
+        nfree[i] -= rd(&internal_nfree[i]);
+    }
 
     for (int i = 0; i < _NumSizeClasses; i++) {
         m->by_size[i].size = class_to_size[i];

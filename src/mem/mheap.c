@@ -254,8 +254,10 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
     s->inList = inListNone;
     s->scavenged = 0;
     s->owner = NULL;
-    s->xfree = 0;
-    s->spanclass = sc;
+    /* Remote freers of an earlier life of this record may still look at
+     * these two (mcentral_parkedFree): atomic stores. */
+    __atomic_store_n(&s->xfree, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->spanclass, sc, __ATOMIC_RELAXED);
     s->sweepgen = 0;
     if (sc == 0) {
         heap_stat(&mheap_.largeInUse, (int64_t)(npages));

@@ -11,7 +11,7 @@ struct mspan emptymspan;
 void span_init_small(struct mspan *s, spanClass sc)
 {
     uint8_t c = spanClass_sizeclass(sc);
-    s->spanclass = sc;
+    __atomic_store_n(&s->spanclass, sc, __ATOMIC_RELAXED);
     s->elemsize = class_to_size[c];
     s->divMul = class_to_divmagic[c];
     s->nelems = (uint16_t)((s->npages << _PageShift) / s->elemsize);

@@ -69,8 +69,17 @@ void pb_flush(printbuf *b)
 
 void throw_ptr(const char *what, uintptr_t addr)
 {
+    throw_bad_pointer(NULL, what, addr);
+}
+
+void throw_bad_pointer(const char *fn, const char *what, uintptr_t addr)
+{
     printbuf b = {.len = 0};
     pb_str(&b, "gort: ");
+    if (fn) {
+        pb_str(&b, fn);
+        pb_str(&b, ": ");
+    }
     pb_str(&b, what);
     pb_str(&b, " ");
     pb_hex(&b, addr);

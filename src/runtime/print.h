@@ -25,6 +25,10 @@ void pb_flush(printbuf *b);                    /* write to stderr, empty b */
 
 /* "gort: <what> 0x<addr>\n", then abort(). */
 __attribute__((noreturn, cold)) void throw_ptr(const char *what, uintptr_t addr);
+/* "gort: <fn>: <what> 0x<addr>\n", then abort(): glibc's shape, e.g.
+ * "gort: free(): invalid pointer 0x7ffc...". */
+__attribute__((noreturn, cold)) void throw_bad_pointer(const char *fn, const char *what,
+                                                       uintptr_t addr);
 /* "gort: fatal error: <msg>\n", then abort(). */
 __attribute__((noreturn, cold)) void throw(const char *msg);
 
