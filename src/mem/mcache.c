@@ -151,14 +151,6 @@ void mcache_releaseAll(struct mcache *c)
     }
 }
 
-void mcache_snapshot(struct mcache *c, uint64_t *nmalloc, uint64_t *nfree)
-{
-    for (int i = 0; i < _NumSizeClasses; i++) {
-        nmalloc[i] = c ? c->nmalloc[i] : 0;
-        nfree[i] = c ? c->nfree[i] : 0;
-    }
-}
-
 void mcache_lock_all(void)
 {
     gort_lock(&shared_lock);

@@ -61,10 +61,6 @@ static inline void mcache_count(uint64_t *counter, uint64_t n)
     __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED);
 }
 
-/* Objects of the calling thread counted so far, per class (for excluding
- * what libc allocates on gort's behalf, see memstats.c). */
-void mcache_snapshot(struct mcache *c, uint64_t *nmalloc, uint64_t *nfree);
-
 /* Fork support. */
 void mcache_lock_all(void);
 void mcache_unlock_all(void);

@@ -24,25 +24,6 @@ static inline uint64_t rd(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static uint64_t internal_nmalloc[_NumSizeClasses], internal_nfree[_NumSizeClasses];
-
-void memstats_internal_begin(struct internal_allocs *snap)
-{
-    mcache_snapshot(mcache_current(), snap->nmalloc, snap->nfree);
-}
-
-void memstats_internal_end(struct internal_allocs *snap)
-{
-    struct internal_allocs now;
-    mcache_snapshot(mcache_current(), now.nmalloc, now.nfree);
-    for (int i = 0; i < _NumSizeClasses; i++) {
-        __atomic_fetch_add(&internal_nmalloc[i], now.nmalloc[i] - snap->nmalloc[i],
-                           __ATOMIC_RELAXED);
-        __atomic_fetch_add(&internal_nfree[i], now.nfree[i] - snap->nfree[i],
-                           __ATOMIC_RELAXED);
-    }
-}
-
 static int64_t large_resized;
 
 void memstats_large_resized(int64_t delta)
@@ -70,10 +51,6 @@ void gort_memstats(struct gort_memstats *m)
         largeAlloc += (uint64_t)resized;
     else
         largeFree += (uint64_t)-resized;
-    for (int i = 0; i < _NumSizeClasses; i++) {
-        nmalloc[i] -= rd(&internal_nmalloc[i]);
-        nfree[i] -= rd(&internal_nfree[i]);
-    }
 
     for (int i = 0; i < _NumSizeClasses; i++) {
         m->by_size[i].size = class_to_size[i];

@@ -4,7 +4,6 @@
 #define _GNU_SOURCE 1
 #include "mem/scavenge.h"
 #include "mem/arena.h"
-#include "mem/malloc.h"
 #include "mem/mheap.h"
 #include "os/os.h"
 #include "runtime/godebug.h"
@@ -126,10 +125,7 @@ static void start_background(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 << 10);
     pthread_t t;
-    struct internal_allocs snap;
-    memstats_internal_begin(&snap);
     int err = pthread_create(&t, &attr, bgscavenge, NULL);
-    memstats_internal_end(&snap);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)

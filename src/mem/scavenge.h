@@ -8,8 +8,9 @@
  * that frees and reallocates in a loop from paying a page fault per page
  * per cycle (~1.8 us here).
  *
- * A background thread does the work once the heap first holds a few MiB of
- * free, unreleased pages; it sleeps exactly until the next run falls due
+ * A background thread does the work once the heap first holds 4 MiB of
+ * free, unreleased pages (libc allocates a few records for any new thread,
+ * so from then on the statistics count those as live objects); it sleeps exactly until the next run falls due
  * and parks on a futex when nothing is pending.  With GODEBUG=scavenger=0
  * (or if the thread cannot be started) the same work runs from the heap's
  * free path instead.  malloc_trim(0) releases everything at once.
