@@ -28,13 +28,13 @@ void *fixalloc_alloc(struct fixalloc *f)
             if (!f->chunk)
                 throw("out of memory allocating allocator metadata");
             f->nchunk = FIXALLOC_CHUNK;
-            f->sys += FIXALLOC_CHUNK;
+            fixalloc_stat(&f->sys, FIXALLOC_CHUNK);
         }
         p = f->chunk;              /* fresh from the OS: already zero */
         f->chunk += f->size;
         f->nchunk -= f->size;
     }
-    f->inuse += f->size;
+    fixalloc_stat(&f->inuse, (int64_t)f->size);
     return p;
 }
 
@@ -42,7 +42,7 @@ void fixalloc_free(struct fixalloc *f, void *p)
 {
     *(void **)p = f->list;
     f->list = p;
-    f->inuse -= f->size;
+    fixalloc_stat(&f->inuse, -(int64_t)f->size);
 }
 
 void *persistentalloc(size_t size, uint64_t *sys)

@@ -23,6 +23,13 @@ struct fixalloc {
     uint64_t sys;       /* bytes obtained from the OS */
 };
 
+/* Counters change under the caller's lock but statistics read them without
+ * it, so updates are atomic stores. */
+static inline void fixalloc_stat(uint64_t *field, int64_t delta)
+{
+    __atomic_store_n(field, *field + (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
 void fixalloc_init(struct fixalloc *f, size_t size);
 /* A zeroed record. */
 void *fixalloc_alloc(struct fixalloc *f);

@@ -276,6 +276,7 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
         mheap_free(s);
     } else {
         unsigned idx = (unsigned)span_objIndex(s, p);
+        count_free(c, spanClass_sizeclass(s->spanclass), 0);
         if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
             /* Our own span: the fast path only comes here if the bit is
              * already clear. */
@@ -286,7 +287,6 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
         } else {
             mcentral_remoteFree(s, ptr);
         }
-        count_free(c, spanClass_sizeclass(s->spanclass), 0);
     }
     errno = saved_errno;
 }
@@ -313,9 +313,10 @@ void gort_free(void *ptr)
             }
         } else if (idx >= 0 && s->spanclass != 0 && s->state == mSpanInUse &&
                    c != &mcache_bootstrap && c != &mcache_exited) {
-            /* Another thread's span, or one parked in mcentral. */
-            mcentral_remoteFree(s, ptr);
+            /* Another thread's span, or one parked in mcentral.  After the
+             * push the span may be recycled: read its class first. */
             mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
+            mcentral_remoteFree(s, ptr);
             return;
         }
     }
@@ -364,7 +365,7 @@ void *gort_realloc(void *ptr, size_t size)
         uintptr_t npages = (size + _PageMask) >> _PageShift;
         uintptr_t oldpages = s->npages;
         if (mheap_resize(s, npages)) {
-            memstats_large_resized(((int64_t)npages - (int64_t)oldpages) << _PageShift);
+            memstats_large_resized(((int64_t)npages - (int64_t)oldpages) * (int64_t)_PageSize);
             return ptr;
         }
     }
