@@ -168,9 +168,15 @@ void mcache_after_fork_child(void)
     gort_lock_reinit(&mcaches_lock);
     gort_lock_reinit(&shared_lock);
     /* Only the forking thread lives on: every other thread's cache is
-     * orphaned, so give its spans back. */
+     * orphaned, so give its spans back.  Those threads may have stopped
+     * anywhere in an allocation or free: recount each span from its bitmap
+     * (an object allocated but not yet returned is simply leaked; a span a
+     * thread was trading at mcentral at that instant is leaked too). */
     for (struct mcache *c = allmcaches; c; c = c->allnext) {
         if (c->inuse && c != tls_mcache && c != mcache_shared) {
+            for (int i = 0; i < numSpanClasses; i++)
+                if (c->alloc[i] != &emptymspan)
+                    span_recount(c->alloc[i]);
             mcache_releaseAll(c);
             c->inuse = 0;
             c->freenext = freemcaches;

@@ -67,3 +67,11 @@ void span_collect(struct mspan *s, uintptr_t w)
         s->needzero = 1;
     }
 }
+
+void span_recount(struct mspan *s)
+{
+    unsigned n = 0;
+    for (unsigned w = 0; w < (s->nelems + 63u) / 64u; w++)
+        n += (unsigned)__builtin_popcountll(s->allocBits[w]);
+    span_setAllocCount(s, n);
+}

@@ -101,6 +101,10 @@ unsigned span_nextFreeIndex(struct mspan *s);
  * object's bit and drops allocCount; aborts on a double free. */
 void span_collect(struct mspan *s, uintptr_t w);
 
+/* Sets allocCount from the bitmap, the single truth (used in a fork child,
+ * whose other threads may have stopped between setting a bit and counting). */
+void span_recount(struct mspan *s);
+
 /* Index of the object at p, or -1 if p is not the start of an object. */
 static inline long span_objIndex(const struct mspan *s, uintptr_t p)
 {
