@@ -73,7 +73,7 @@ $(BUILD)/libgort.a: $(LIB_OBJ)
 
 $(BUILD)/gort.pc: gort.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # Tests link the static library, so the test binary itself defines malloc and
 # every library it loads allocates from gort, exactly as a -lgort program does.
@@ -108,21 +108,25 @@ test-tsan:
 
 # The whole suite: every flavour, one summary line at the end.
 test:
+	@scripts/deps.sh test
 	@rm -f build/.results
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory test-ubsan
 	@$(MAKE) --no-print-directory test-tsan
 	@tests/summary.sh build/.results
 
-run: lib examples
-	@tests/../examples/run.sh $(BUILD)
+run:
+	@scripts/deps.sh run
+	@$(MAKE) --no-print-directory lib examples
+	@examples/run.sh $(BUILD)
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(BUILD)/libgort.so $(DESTDIR)$(PREFIX)/lib/libgort.so
 	install -m 644 $(BUILD)/libgort.a $(DESTDIR)$(PREFIX)/lib/libgort.a
 	install -m 644 include/gort.h $(DESTDIR)$(PREFIX)/include/gort.h
-	install -m 644 $(BUILD)/gort.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gort.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' gort.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gort.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libgort.so $(DESTDIR)$(PREFIX)/lib/libgort.a \

@@ -146,27 +146,17 @@ void gort_malloc_stats(void)
     line(&b, "OtherSys", m.other_sys, "arena records and central lists");
     line(&b, "NumReleased", m.num_released, "madvise calls");
     pb_flush(&b);
-    pb_str(&b, "BySize:  class    size      mallocs        frees\n");
+    pb_str(&b, "BySize: class   size      mallocs        frees\n");
     for (int i = 0; i < GORT_NUM_SIZE_CLASSES; i++) {
         if (!m.by_size[i].mallocs)
             continue;
-        size_t start = b.len;
-        pb_pad(&b, start, 14 - (i >= 10) - 1);
-        pb_u64(&b, (uint64_t)i);
-        size_t s2 = b.len;
-        pb_pad(&b, s2, 2);
+        pb_u64w(&b, (uint64_t)i, 13);
         if (i == 0)
             pb_str(&b, "  large");
-        else {
-            size_t s3 = b.len;
-            pb_pad(&b, s3, 7 - (m.by_size[i].size >= 10) - (m.by_size[i].size >= 100) -
-                               (m.by_size[i].size >= 1000) - (m.by_size[i].size >= 10000));
-            pb_u64(&b, m.by_size[i].size);
-        }
-        pb_str(&b, "  ");
-        pb_u64(&b, m.by_size[i].mallocs);
-        pb_str(&b, "  ");
-        pb_u64(&b, m.by_size[i].frees);
+        else
+            pb_u64w(&b, m.by_size[i].size, 7);
+        pb_u64w(&b, m.by_size[i].mallocs, 13);
+        pb_u64w(&b, m.by_size[i].frees, 13);
         pb_str(&b, "\n");
     }
     pb_flush(&b);

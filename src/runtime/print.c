@@ -32,6 +32,16 @@ void pb_u64(printbuf *b, uint64_t v)
         pb_putc(b, tmp[--n]);
 }
 
+void pb_u64w(printbuf *b, uint64_t v, int width)
+{
+    int digits = 1;
+    for (uint64_t t = v; t >= 10; t /= 10)
+        digits++;
+    for (; width > digits; width--)
+        pb_putc(b, ' ');
+    pb_u64(b, v);
+}
+
 void pb_i64(printbuf *b, int64_t v)
 {
     if (v < 0) {
