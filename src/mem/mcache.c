@@ -36,7 +36,7 @@ static struct mcache *mcache_new(void)
     struct mcache *c = freemcaches;
     if (c) {
         freemcaches = c->freenext;
-        fixalloc_stat(&mheap_.cachealloc.inuse, (int64_t)sizeof *c);
+        fixalloc_stat(&mheap_.cachealloc.inuse, (int64_t)mheap_.cachealloc.size);
     } else {
         c = fixalloc_alloc(&mheap_.cachealloc);
         mcache_setEmpty(c);
@@ -54,7 +54,7 @@ static void mcache_recycle(struct mcache *c)
     c->inuse = 0;
     c->freenext = freemcaches;
     freemcaches = c;
-    fixalloc_stat(&mheap_.cachealloc.inuse, -(int64_t)sizeof *c);   /* MCacheInuse: live caches only */
+    fixalloc_stat(&mheap_.cachealloc.inuse, -(int64_t)mheap_.cachealloc.size);   /* MCacheInuse: live caches only */
     gort_unlock(&mcaches_lock);
 }
 
@@ -181,7 +181,7 @@ void mcache_after_fork_child(void)
             c->inuse = 0;
             c->freenext = freemcaches;
             freemcaches = c;
-            fixalloc_stat(&mheap_.cachealloc.inuse, -(int64_t)sizeof *c);
+            fixalloc_stat(&mheap_.cachealloc.inuse, -(int64_t)mheap_.cachealloc.size);
         }
     }
 }
