@@ -5,6 +5,7 @@
 #ifndef GORT_TEST_CHECK_H
 #define GORT_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,5 +29,16 @@
             exit(1);                                                       \
         }                                                                  \
     } while (0)
+
+/* xorshift64*: a fast deterministic generator for randomized tests. */
+static inline uint64_t rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
 
 #endif

@@ -33,15 +33,6 @@ enum { NHAMMER = 4, NFORK = 20, HSLOTS = 256 };
 static atomic_int stop;
 static atomic_long hammer_ops;
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
 
 static size_t rnd_size(uint64_t *s)
 {

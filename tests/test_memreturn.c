@@ -52,14 +52,6 @@ static double now(void)
 static double mib(size_t b) { return (double)b / (double)MiB; }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-    /* xorshift64* — deterministic, no libc state. */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ULL;
-}
 
 #define MAX_BLOCKS ((size_t)1 << 20)
 static void **blocks;
@@ -72,7 +64,7 @@ static size_t fill(size_t total, size_t lo, size_t hi)
     size_t got = 0;
     while (got < total) {
         CHECK(nblocks < MAX_BLOCKS);
-        size_t n = lo + (size_t)(rnd() % (hi - lo + 1));
+        size_t n = lo + (size_t)(rnd(&rng_state) % (hi - lo + 1));
         if (n > total - got && total - got >= lo)
             n = total - got;
         void *p = malloc(n);
@@ -88,7 +80,7 @@ static size_t fill(size_t total, size_t lo, size_t hi)
 static void free_all(void)
 {
     for (size_t i = nblocks; i > 1; i--) {
-        size_t j = (size_t)(rnd() % i);
+        size_t j = (size_t)(rnd(&rng_state) % i);
         void *t = blocks[i - 1];
         blocks[i - 1] = blocks[j];
         blocks[j] = t;

@@ -43,15 +43,6 @@
 
 /* ---- random numbers ------------------------------------------------------ */
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
 
 /* Log-uniform in [lo, hi]. */
 static size_t rnd_log(uint64_t *s, size_t lo, size_t hi)

@@ -36,15 +36,6 @@ enum {
     HANDED = 3, /* blocks each thread gives to the main thread */
 };
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
 
 static size_t rnd_size(uint64_t *s)
 {

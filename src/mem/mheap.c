@@ -134,30 +134,29 @@ static struct mspan *free_neighbour(uintptr_t addr)
     return NULL;
 }
 
+/* Merges free run t (adjacent to s, out of the index after this) into s. */
+static void absorb(struct mspan *s, struct mspan *t)
+{
+    mheap_index_remove(t);
+    if (t->startAddr < s->startAddr)
+        s->startAddr = t->startAddr;
+    s->npages += t->npages;
+    s->scavenged &= t->scavenged;
+    if (t->freeSince > s->freeSince)
+        s->freeSince = t->freeSince;
+    t->state = mSpanDead;
+    fixalloc_free(&mheap_.spanalloc, t);
+}
+
 void mheap_insert_free(struct mspan *s)
 {
     s->state = mSpanFree;
     struct mspan *before = free_neighbour(s->startAddr - _PageSize);
-    if (before) {
-        mheap_index_remove(before);
-        s->startAddr = before->startAddr;
-        s->npages += before->npages;
-        s->scavenged &= before->scavenged;
-        if (before->freeSince > s->freeSince)
-            s->freeSince = before->freeSince;
-        before->state = mSpanDead;
-        fixalloc_free(&mheap_.spanalloc, before);
-    }
+    if (before)
+        absorb(s, before);
     struct mspan *after = free_neighbour(s->startAddr + (s->npages << _PageShift));
-    if (after) {
-        mheap_index_remove(after);
-        s->npages += after->npages;
-        s->scavenged &= after->scavenged;
-        if (after->freeSince > s->freeSince)
-            s->freeSince = after->freeSince;
-        after->state = mSpanDead;
-        fixalloc_free(&mheap_.spanalloc, after);
-    }
+    if (after)
+        absorb(s, after);
     set_free_bounds(s);
     index_insert(s);
 }
