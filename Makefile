@@ -2,7 +2,8 @@
 #
 #   make                 build/libgort.so, build/libgort.a, build/gort.pc
 #   make test            the whole suite (plain, UBSan, TSan), ends "N passed, N failed"
-#   make run             the main job (see README)
+#   make run             the main job (see README): the benchmark runner, quick
+#   make bench           the full benchmark: docs/bench/RESULTS.md and charts
 #   make install PREFIX=/usr/local
 #
 # Flavours: FLAVOR=ubsan or FLAVOR=tsan builds into build/<flavor>/.
@@ -51,7 +52,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC)) \
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all lib test test-plain test-ubsan test-tsan run install uninstall clean examples
+.PHONY: all lib test test-plain test-ubsan test-tsan run bench install uninstall clean examples
 
 all: lib examples
 
@@ -119,6 +120,14 @@ run:
 	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory lib examples
 	@examples/run.sh $(BUILD)
+
+# The full comparison with glibc, jemalloc, tcmalloc and mimalloc (15-30 min):
+# writes docs/bench/RESULTS.md, time.png and rss.png. BENCH_ARGS passes
+# options to bench/run.py (see docs/bench/README-runner.md).
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory lib
+	@python3 bench/run.py --build $(BUILD) --via "make bench" $(BENCH_ARGS)
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -1,13 +1,15 @@
 #!/bin/bash
 # Installs the Debian packages a make target needs, if any are missing.
-#   scripts/deps.sh build|test|run
+#   scripts/deps.sh build|test|run|bench
 # As root it runs apt-get; otherwise it names what to install and stops.
 set -eu
 want=(gcc:gcc make:make cc:gcc)
 case "${1:-build}" in
 test) want+=(g++:g++ clang:clang python3:python3 sqlite3:sqlite3 gawk:gawk
              pkg-config:pkg-config gzip:gzip tar:tar) ;;
-run)  want+=(python3:python3 /usr/bin/time:time) ;;
+run|bench)
+      want+=(python3:python3 /usr/bin/time:time sqlite3:sqlite3 redis-server:redis-server
+             redis-benchmark:redis-tools gnuplot:gnuplot-nox valgrind:valgrind) ;;
 esac
 missing=()
 for w in "${want[@]}"; do
@@ -18,6 +20,14 @@ done
 if [ "${1:-}" = test ] && ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.tsan-x86_64.a >/dev/null 2>&1 &&
    [ "$(uname -m)" = x86_64 ]; then
     missing+=(libclang-rt-14-dev)
+fi
+# The peer allocators bench/run.py compares with. Without root they are not
+# demanded: the runner shows "not installed" in their columns.
+if { [ "${1:-}" = run ] || [ "${1:-}" = bench ]; } && [ "$(id -u)" = 0 ]; then
+    for w in libjemalloc.so.2:libjemalloc2 libtcmalloc_minimal.so.4:libtcmalloc-minimal4 \
+             libmimalloc.so.2:libmimalloc2.0; do
+        /sbin/ldconfig -p 2>/dev/null | grep -q "${w%%:*}" || missing+=("${w#*:}")
+    done
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 readarray -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

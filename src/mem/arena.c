@@ -8,6 +8,7 @@
  */
 #include "mem/arena.h"
 #include "mem/fixalloc.h"
+#include "mem/mspan.h"
 #include "os/os.h"
 
 struct heapArena *mheap_arenas[(size_t)1 << arenaL2Bits];
@@ -71,6 +72,10 @@ void *arena_reserve(size_t n)
         }
         for (size_t i = 0; i < pagesPerArena / 64; i++)
             ha->released[i] = ~(uint64_t)0;
+        /* A page no span covers maps to emptymspan (nelems 0: no object
+         * index ever matches), so free() needs no NULL test per page. */
+        for (size_t i = 0; i < pagesPerArena; i++)
+            ha->spans[i] = &emptymspan;
         __atomic_store_n(&mheap_arenas[a >> logHeapArenaBytes], ha, __ATOMIC_RELEASE);
     }
     return p;

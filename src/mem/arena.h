@@ -50,12 +50,23 @@ static inline size_t arena_pageIndex(uintptr_t p)
 }
 
 /* spanOf: the span covering p, or NULL if p is not in gort's heap.  For a
- * page inside a free run the answer may be stale; callers check state and
- * bounds. */
+ * page inside a free run the answer may be stale, and a page no span ever
+ * covered gives emptymspan; callers check state and bounds. */
 static inline struct mspan *span_of(uintptr_t p)
 {
     struct heapArena *ha = arena_of(p);
     return ha ? ha->spans[arena_pageIndex(p)] : NULL;
+}
+
+/* The arena record for free()'s fast path: the index is masked rather
+ * than range-checked, so an address past 48 bits aliases some arena; the
+ * caller must then prove p lies in the span it finds there (span_objIndex
+ * does).  Every page of an arena maps to a span (emptymspan if none). */
+static inline struct heapArena *arena_of_unchecked(uintptr_t p)
+{
+    return __atomic_load_n(
+        &mheap_arenas[(p >> logHeapArenaBytes) & (((uintptr_t)1 << arenaL2Bits) - 1)],
+        __ATOMIC_ACQUIRE);
 }
 
 /* Records s as the span of the npages pages from base. */

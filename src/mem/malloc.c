@@ -108,6 +108,7 @@ static void mallocinit(void)
     godebug_parse();
     mheap_init();
     mcentral_init();
+    freelist_initKey();
     mcache_init();
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
     /* May allocate: only now that the heap works. */
@@ -135,7 +136,7 @@ static uint64_t exited_largeAlloc, exited_largeFree;
 static void count_alloc(struct mcache *c, unsigned cls, uint64_t bytes)
 {
     if (c) {
-        mcache_count(&c->nmalloc[cls], 1);
+        mcache_count(&c->free[cls].nmalloc, 1);
         if (bytes)
             mcache_count(&c->largeAllocBytes, bytes);
     } else {
@@ -147,7 +148,7 @@ static void count_alloc(struct mcache *c, unsigned cls, uint64_t bytes)
 static void count_free(struct mcache *c, unsigned cls, uint64_t bytes)
 {
     if (c) {
-        mcache_count(&c->nfree[cls], 1);
+        mcache_count(&c->free[cls].nfree, 1);
         if (bytes)
             mcache_count(&c->largeFreeBytes, bytes);
     } else {
@@ -189,16 +190,24 @@ static void *malloc_large(size_t size, size_t align)
     return (void *)s->startAddr;
 }
 
-/* An object of size class cls (>= 1), off the fast path. */
-static void *malloc_class(unsigned cls)
+/* An object of size class cls (>= 1), off the fast path.  calloc passes
+ * uselist 0: objects on the lists are dirty, while a span knows whether its
+ * free objects are still zero from the OS (needzero). */
+static void *malloc_class(unsigned cls, int uselist)
 {
     if (!malloc_ready())
         mallocinit();
     spanClass spc = makeSpanClass((uint8_t)cls, 0);
     struct mcache *c = mcache_current();
-    void *p;
+    void *p = NULL;
     if (c) {
-        p = span_nextFreeFast(c->alloc[spc]);
+        if (uselist) {
+            p = freelist_pop(&c->free[cls]);
+            if (!p)
+                mcache_growList(c, cls);
+        }
+        if (!p)
+            p = span_nextFreeFast(c->alloc[spc]);
         if (!p)
             p = mcache_nextFree(c, spc);
     } else {
@@ -223,19 +232,26 @@ __attribute__((noinline)) static void *malloc_slow(size_t size)
         return malloc_large(size, 0);
     if (!malloc_ready())
         mallocinit();
-    return malloc_class(size_to_class(size));
+    return malloc_class(size_to_class(size), 1);
 }
 
 void *gort_malloc(size_t size)
 {
-    if (__builtin_expect(size <= smallSizeMax - 8, 1)) {
-        struct mcache *c = tls_mcache;
-        unsigned cls = size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv];
-        void *p = span_nextFreeFast(c->alloc[makeSpanClass((uint8_t)cls, 0)]);
-        if (__builtin_expect(p != NULL, 1)) {
-            mcache_count(&c->nmalloc[cls], 1);
-            return p;
-        }
+    unsigned cls;
+    if (__builtin_expect(size <= smallSizeMax - 8, 1))
+        cls = size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv];
+    else if (size <= _MaxSmallSize)
+        cls = size_to_class128[(size - smallSizeMax + largeSizeDiv - 1) / largeSizeDiv];
+    else
+        return malloc_slow(size);
+    struct mcache *c = tls_mcache;
+    struct freelist *fl = &c->free[cls];
+    void *p = freelist_pop(fl);
+    if (__builtin_expect(p == NULL, 0))
+        p = span_nextFreeFast(c->alloc[makeSpanClass((uint8_t)cls, 0)]);
+    if (__builtin_expect(p != NULL, 1)) {
+        mcache_count(&fl->nmalloc, 1);
+        return p;
     }
     return malloc_slow(size);
 }
@@ -274,19 +290,27 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     if (s->spanclass == 0) {
         count_free(c, 0, s->npages << _PageShift);
         mheap_free(s);
+        errno = saved_errno;
+        return;
+    }
+    unsigned cls = spanClass_sizeclass(s->spanclass);
+    unsigned idx = (unsigned)span_objIndex(s, p);
+    /* Only listed objects carry the key in word 1 (class 1 never lists). */
+    if (cls > 1 && ((uintptr_t *)ptr)[1] == freelist_key)
+        throw_bad_pointer(fn, "double free detected", p);
+    count_free(c, cls, 0);
+    if (c && cls > 1) {
+        struct freelist *fl = &c->free[cls];
+        if (fl->room == 0)
+            mcache_flushList(c, cls, fl->max / 2);
+        freelist_push(fl, ptr, c->key);
+    } else if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
+        if (!span_isAllocated(s, idx))
+            throw_bad_pointer(fn, "double free detected", p);
+        s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
+        span_setAllocCount(s, s->allocCount - 1u);
     } else {
-        unsigned idx = (unsigned)span_objIndex(s, p);
-        count_free(c, spanClass_sizeclass(s->spanclass), 0);
-        if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
-            /* Our own span: the fast path only comes here if the bit is
-             * already clear. */
-            if (!span_isAllocated(s, idx))
-                throw_bad_pointer(fn, "double free detected", p);
-            s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
-            span_setAllocCount(s, s->allocCount - 1u);
-        } else {
-            mcentral_remoteFree(s, ptr);
-        }
+        mcentral_remoteFree(s, ptr);
     }
     errno = saved_errno;
 }
@@ -294,29 +318,20 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
 void gort_free(void *ptr)
 {
     uintptr_t p = (uintptr_t)ptr;
-    struct mcache *c = tls_mcache;
-    struct mspan *s = span_of(p);
-    if (__builtin_expect(s != NULL, 1)) {
-        /* span_objIndex also proves p lies inside s (see mspan.h), so a
-         * stale page-map entry cannot pass. */
+    struct heapArena *ha = arena_of_unchecked(p);
+    if (__builtin_expect(ha != NULL, 1)) {
+        struct mspan *s = ha->spans[arena_pageIndex(p)];
+        /* span_objIndex also proves p lies inside s (see mspan.h), so an
+         * aliased, stale or empty page-map entry cannot pass. */
         long idx = span_objIndex(s, p);
-        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
-            if (__builtin_expect(idx >= 0, 1)) {
-                uint64_t *word = &s->allocBits[idx >> 6];
-                uint64_t bit = (uint64_t)1 << (idx & 63);
-                if (__builtin_expect((*word & bit) != 0, 1)) {
-                    *word &= ~bit;
-                    span_setAllocCount(s, s->allocCount - 1u);
-                    mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
-                    return;
-                }
-            }
-        } else if (idx >= 0 && s->spanclass != 0 && s->state == mSpanInUse &&
-                   c != &mcache_bootstrap && c != &mcache_exited) {
-            /* Another thread's span, or one parked in mcentral.  After the
-             * push the span may be recycled: read its class first. */
-            mcache_count(&c->nfree[spanClass_sizeclass(s->spanclass)], 1);
-            mcentral_remoteFree(s, ptr);
+        struct mcache *c = tls_mcache;
+        struct freelist *fl = &c->free[s->sizeclass];
+        /* Classes 0 (large) and 1, and a thread's bootstrap cache, have no
+         * room: they take the slow path. */
+        if (__builtin_expect(idx >= 0 && fl->room != 0 &&
+                             ((uintptr_t *)ptr)[1] != c->key, 1)) {
+            freelist_push(fl, ptr, c->key);
+            mcache_count(&fl->nfree, 1);
             return;
         }
     }
@@ -337,7 +352,11 @@ void *gort_calloc(size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = gort_malloc(n);
+    /* Small objects come from the span rather than the lists, so the span's
+     * needzero tells whether the memory is still as the OS gave it. */
+    if (!malloc_ready())
+        mallocinit();
+    void *p = n <= _MaxSmallSize ? malloc_class(size_to_class(n), 0) : gort_malloc(n);
     if (p && span_of((uintptr_t)p)->needzero)
         memset(p, 0, n);
     return p;
@@ -401,7 +420,7 @@ static void *malloc_aligned(size_t align, size_t size)
         while (cls < _NumSizeClasses && class_to_size[cls] % align)
             cls++;
         if (cls < _NumSizeClasses)
-            return malloc_class(cls);
+            return malloc_class(cls, 1);
     }
     return malloc_large(size ? size : 1, align);
 }

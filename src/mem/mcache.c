@@ -5,6 +5,8 @@
 #include "mem/mcentral.h"
 #include "mem/mheap.h"
 #include "os/lock.h"
+#include "os/os.h"
+#include "mem/arena.h"
 #include "runtime/print.h"
 
 #include <pthread.h>
@@ -24,10 +26,60 @@ static struct mcache *freemcaches;
 static pthread_key_t mcache_key;
 static int key_ready;
 
+uintptr_t freelist_key;
+
+/* A list's bound starts at FREELIST_START and doubles each time a malloc
+ * finds the list empty, up to 32 KiB of objects (4 to 128 of them): a
+ * thread that mostly frees (a consumer, or the main thread reaping its
+ * workers' blocks) keeps short lists and pins few spans, while one that
+ * allocates what it frees earns long ones.  TCMalloc sizes its thread
+ * caches the same way ("slow start"). */
+#define FREELIST_START 2
+
+static uint32_t freelist_cap(unsigned cls)
+{
+    uint32_t n = 32768u / class_to_size[cls];
+    return n < 4 ? 4 : n > 128 ? 128 : n;
+}
+
+static void mcache_resetLists(struct mcache *c)
+{
+    /* Class 1 (8 bytes) has no room for the key: it never lists objects. */
+    for (unsigned k = 2; k < _NumSizeClasses; k++)
+        c->free[k].max = c->free[k].room = FREELIST_START;
+}
+
+void mcache_growList(struct mcache *c, unsigned cls)
+{
+    struct freelist *fl = &c->free[cls];
+    uint32_t cap = freelist_cap(cls);
+    if (fl->max == 0 || fl->max >= cap)
+        return;
+    uint32_t grown = fl->max * 2 > cap ? cap : fl->max * 2;
+    fl->room += grown - fl->max;
+    fl->max = grown;
+}
+
 static void mcache_setEmpty(struct mcache *c)
 {
     for (int i = 0; i < numSpanClasses; i++)
         c->alloc[i] = &emptymspan;
+    mcache_resetLists(c);
+    c->key = freelist_key;
+}
+
+void freelist_initKey(void)
+{
+    /* splitmix64 over whatever differs between runs: the clock and where
+     * the stack and the library were placed. */
+    int local;
+    uint64_t x = os_nanotime() ^ (uint64_t)(uintptr_t)&local ^
+                 ((uint64_t)(uintptr_t)&freelist_key << 17);
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    freelist_key = (uintptr_t)(x | 1);
 }
 
 static struct mcache *mcache_new(void)
@@ -36,6 +88,7 @@ static struct mcache *mcache_new(void)
     struct mcache *c = freemcaches;
     if (c) {
         freemcaches = c->freenext;
+        mcache_resetLists(c);
         fixalloc_stat(&mheap_.cachealloc.inuse, (int64_t)mheap_.cachealloc.size);
     } else {
         c = fixalloc_alloc(&mheap_.cachealloc);
@@ -140,8 +193,45 @@ void *mcache_nextFree(struct mcache *c, spanClass spc)
     return span_nextFreeFast(s);
 }
 
+void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
+{
+    struct freelist *fl = &c->free[cls];
+    while (freelist_len(fl) > keep) {
+        void *head = fl->head;
+        if (!head) {            /* a fork child's list may be short */
+            fl->room = fl->max;
+            break;
+        }
+        /* The longest run of objects from one span goes back in one go. */
+        struct mspan *s = span_of((uintptr_t)head);
+        void *tail = head, *next;
+        unsigned n = 1, want = freelist_len(fl) - keep;
+        ((uintptr_t *)head)[1] = 0;
+        for (next = *(void **)head; n < want && next && span_of((uintptr_t)next) == s;
+             next = *(void **)next) {
+            tail = next;
+            ((uintptr_t *)tail)[1] = 0;
+            n++;
+        }
+        fl->head = next;
+        fl->room += n;
+        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
+            void *obj = head;
+            for (unsigned k = 0; k < n; k++, obj = *(void **)obj) {
+                long idx = span_objIndex(s, (uintptr_t)obj);
+                s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
+            }
+            span_setAllocCount(s, s->allocCount - n);
+        } else {
+            mcentral_remoteFreeChain(s, head, tail, n);
+        }
+    }
+}
+
 void mcache_releaseAll(struct mcache *c)
 {
+    for (unsigned k = 2; k < _NumSizeClasses; k++)
+        mcache_flushList(c, k, 0);
     for (int i = 0; i < numSpanClasses; i++) {
         struct mspan *s = c->alloc[i];
         if (s != &emptymspan) {

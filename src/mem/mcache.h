@@ -7,8 +7,19 @@
  * the shared, empty mcache_bootstrap, whose every slot is emptymspan, so
  * its first allocation lands on the slow path, which gives it a real mcache.
  *
- * The cache is bounded: it holds at most one span per span class and
- * nothing else.  When the thread exits, a pthread key destructor hands
+ * In front of the spans sit per-class lists of freed objects, as in
+ * TCMalloc's ThreadCache from which Go's mcache descends: a free by this
+ * thread pushes the object on its class's list and the next malloc of the
+ * class pops it, with no lock, no atomic and no bitmap work.  Objects on a
+ * list still count as allocated in their span; when a list grows past its
+ * bound, the older half goes back to the spans in per-span chains
+ * (mcache_flushList).  Word 1 of a listed object holds freelist_key, so a
+ * second free of it is caught (8-byte objects have no word 1: class 1
+ * always frees into the span bitmap).
+ *
+ * The cache is bounded: one span per span class, and lists of at most
+ * 32 KiB or 128 objects per class, which start at 2 objects and grow only
+ * as mallocs find them empty (mcache.c).  When the thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
  * thread still makes after that (from later destructors) go through a
  * shared, locked mcache.
@@ -20,11 +31,21 @@
 
 #include "mem/mspan.h"
 
-struct mcache {
-    struct mspan *alloc[numSpanClasses];   /* the span each class allocates from */
+/* One size class's list, with the class's counters beside it so the fast
+ * paths touch one cache line. */
+struct freelist {
+    void *head;             /* objects linked through word 0 */
+    uint32_t room;          /* pushes left before the list is full */
+    uint32_t max;           /* its bound; 0: never lists (classes 0, 1, bootstrap) */
     /* Counters only the owning thread writes (statistics read them). */
-    uint64_t nmalloc[_NumSizeClasses];     /* [0]: large objects */
-    uint64_t nfree[_NumSizeClasses];
+    uint64_t nmalloc;       /* [0]: large objects */
+    uint64_t nfree;
+};
+
+struct mcache {
+    struct freelist free[_NumSizeClasses]; /* freed objects, per size class */
+    uintptr_t key;                         /* freelist_key, or 0 (bootstrap) */
+    struct mspan *alloc[numSpanClasses];   /* the span each class allocates from */
     uint64_t largeAllocBytes;
     uint64_t largeFreeBytes;
     struct mcache *allnext;                /* every mcache ever made */
@@ -32,12 +53,42 @@ struct mcache {
     int inuse;
 };
 
+/* Marks listed objects (word 1); random, set once at start-up. */
+extern uintptr_t freelist_key;
+
 extern __thread struct mcache *tls_mcache __attribute__((tls_model("initial-exec")));
 extern struct mcache mcache_bootstrap;      /* a thread that has no mcache yet */
 extern struct mcache mcache_exited;         /* a thread whose mcache was flushed */
 extern struct mcache *allmcaches;           /* list head, for statistics */
 
 void mcache_init(void);
+
+/* Pushes obj (a small object of class >= 2, free to take) on list fl of
+ * an mcache whose key is key; the caller checked fl->room. */
+static inline void freelist_push(struct freelist *fl, void *obj, uintptr_t key)
+{
+    ((void **)obj)[0] = fl->head;
+    ((uintptr_t *)obj)[1] = key;
+    fl->head = obj;
+    fl->room--;
+}
+
+/* Pops an object or returns NULL. */
+static inline void *freelist_pop(struct freelist *fl)
+{
+    void *p = fl->head;
+    if (__builtin_expect(p != NULL, 1)) {
+        fl->head = ((void **)p)[0];
+        ((uintptr_t *)p)[1] = 0;
+        fl->room++;
+    }
+    return p;
+}
+
+static inline uint32_t freelist_len(const struct freelist *fl)
+{
+    return fl->max - fl->room;
+}
 
 /* This thread's real mcache (making one if needed), or NULL for a thread
  * that has passed its exit-time flush; then callers use mcache_shared under
@@ -51,8 +102,17 @@ void mcache_shared_unlock(void);
  * mcentral when the span is spent.  NULL when out of memory. */
 void *mcache_nextFree(struct mcache *c, spanClass spc);
 
-/* Hands every cached span back to mcentral. */
+/* Hands every listed object and cached span back. */
 void mcache_releaseAll(struct mcache *c);
+
+/* A malloc found class cls's list empty: let the list grow. */
+void mcache_growList(struct mcache *c, unsigned cls);
+
+/* Returns the objects of class cls's list beyond the first keep to their
+ * spans. */
+void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep);
+
+void freelist_initKey(void);
 
 /* Counter bump that statistics may read concurrently: atomic, but a plain
  * load/add/store since only the owner writes. */

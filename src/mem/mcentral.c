@@ -139,21 +139,27 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls)
     gort_unlock(&c->lock);
 }
 
-void mcentral_remoteFree(struct mspan *s, void *obj)
+void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n)
 {
-    /* obj is still allocated, so s cannot change class until the push. */
+    /* The objects are still allocated, so s cannot change class until the
+     * push. */
     spanClass cls = s->spanclass;
     uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), w;
     do {
-        *(void **)obj = xfree_head(old);
-        w = (uintptr_t)obj | (old & XFREE_PARKED) |
-            (((uintptr_t)xfree_count(old) + 1) << 48);
+        *(void **)tail = xfree_head(old);
+        w = (uintptr_t)head | (old & XFREE_PARKED) |
+            (((uintptr_t)xfree_count(old) + n) << 48);
     } while (!__atomic_compare_exchange_n(&s->xfree, &old, w, 1,
                                           __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
     /* From here on s may be recycled: only hints are read before the lock. */
     if ((old & XFREE_PARKED) &&
         ((old & XFREE_NOTIFY) || xfree_count(w) == span_allocCount(s)))
         mcentral_parkedFree(s, cls);
+}
+
+void mcentral_remoteFree(struct mspan *s, void *obj)
+{
+    mcentral_remoteFreeChain(s, obj, obj, 1);
 }
 
 void mcentral_lock_all(void)

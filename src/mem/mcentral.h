@@ -53,6 +53,8 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls);
 
 /* Pushes obj (an object of in-use small span s) on s's remote-free stack. */
 void mcentral_remoteFree(struct mspan *s, void *obj);
+/* Pushes n objects of s, linked through word 0 from head to tail, at once. */
+void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n);
 
 void mcentral_lock_all(void);
 void mcentral_unlock_all(void);

@@ -39,8 +39,8 @@ void gort_memstats(struct gort_memstats *m)
     for (struct mcache *c = __atomic_load_n(&allmcaches, __ATOMIC_ACQUIRE); c;
          c = c->allnext) {
         for (int i = 0; i < _NumSizeClasses; i++) {
-            nmalloc[i] += rd(&c->nmalloc[i]);
-            nfree[i] += rd(&c->nfree[i]);
+            nmalloc[i] += rd(&c->free[i].nmalloc);
+            nfree[i] += rd(&c->free[i].nfree);
         }
         largeAlloc += rd(&c->largeAllocBytes);
         largeFree += rd(&c->largeFreeBytes);

@@ -145,6 +145,8 @@ static void absorb(struct mspan *s, struct mspan *t)
     if (t->freeSince > s->freeSince)
         s->freeSince = t->freeSince;
     t->state = mSpanDead;
+    __atomic_store_n(&t->spanclass, 0, __ATOMIC_RELAXED);
+    t->sizeclass = 0;
     fixalloc_free(&mheap_.spanalloc, t);
 }
 
@@ -257,6 +259,7 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
      * these two (mcentral_parkedFree): atomic stores. */
     __atomic_store_n(&s->xfree, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->spanclass, sc, __ATOMIC_RELAXED);
+    s->sizeclass = spanClass_sizeclass(sc);
     s->sweepgen = 0;
     if (sc == 0) {
         heap_stat(&mheap_.largeInUse, (int64_t)(npages));
@@ -278,6 +281,10 @@ void mheap_free(struct mspan *s)
     heap_stat(&mheap_.pagesFree, (int64_t)(s->npages));
     if (s->spanclass == 0)
         heap_stat(&mheap_.largeInUse, -(int64_t)(s->npages));
+    /* A free run has class 0, so free()'s fast path never takes a pointer
+     * into it for a small object. */
+    __atomic_store_n(&s->spanclass, 0, __ATOMIC_RELAXED);
+    s->sizeclass = 0;
     s->freeSince = now;
     s->scavenged = 0;
     s->owner = NULL;

@@ -12,6 +12,7 @@ void span_init_small(struct mspan *s, spanClass sc)
 {
     uint8_t c = spanClass_sizeclass(sc);
     __atomic_store_n(&s->spanclass, sc, __ATOMIC_RELAXED);
+    s->sizeclass = c;
     s->elemsize = class_to_size[c];
     s->divMul = class_to_divmagic[c];
     s->nelems = (uint16_t)((s->npages << _PageShift) / s->elemsize);

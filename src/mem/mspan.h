@@ -75,7 +75,7 @@ struct mspan {
     uint8_t state;            /* mSpan* */
     uint8_t inList;           /* inList* */
     uint8_t scavenged;        /* free run: every page already released */
-    uint8_t pad_;
+    uint8_t sizeclass;        /* spanclass >> 1, kept apart for free's fast path */
     uint32_t sweepgen;        /* kept for the collector */
 
     struct mcache *owner;     /* mcache holding it as an alloc span, or NULL */
