@@ -18,7 +18,7 @@
 #define WINDOW 4096     /* sliding window of short-lived objects */
 #define POOL 1024       /* longer-lived objects, replaced at random */
 #define BURST_MAX 20000 /* largest burst */
-#define OPS_PER_SCALE 20000000.0
+#define OPS_PER_SCALE 25000000.0
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

@@ -21,7 +21,7 @@
 #define SLOTS 4000              /* slots per thread */
 #define HANDOFF (SLOTS / 4)     /* slots handed on after each round */
 #define ROUND_OPS 100000        /* steps per thread per round */
-#define OPS_PER_SCALE 14000000.0 /* steps per thread at scale 1 */
+#define OPS_PER_SCALE 20000000.0 /* steps per thread at scale 1 */
 #define MINSZ 8
 #define MAXSZ 1000
 

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #define NBUF 2000
-#define STEPS_PER_SCALE 3000000.0
+#define STEPS_PER_SCALE 4000000.0
 
 static uint64_t rng_state = 0x510e527fade682d1ull;
 

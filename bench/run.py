@@ -246,7 +246,14 @@ def checked(code, secs, rss, out, err, hashed=False):
         return Result(False, err="timed out")
     if code != 0:
         tail = (err.strip().splitlines() or [""])[-1][:120]
-        return Result(False, err="exit %d %s" % (code, tail))
+        if code < 0:
+            try:
+                what = "killed by %s" % signal.Signals(-code).name
+            except ValueError:
+                what = "killed by signal %d" % -code
+        else:
+            what = "exit %d" % code
+        return Result(False, err=("%s %s" % (what, tail)).strip())
     if hashed:
         import hashlib
         cs = hashlib.sha1(out.encode()).hexdigest()[:12]

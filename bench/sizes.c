@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define SLOTS 20000                 /* working set per thread */
-#define OPS_PER_SCALE 18000000.0    /* steps per thread at scale 1 */
+#define OPS_PER_SCALE 24000000.0    /* steps per thread at scale 1 */
 #define LUT_BITS 12
 
 /* (size, weight): weights are per mille, roughly as seen in traces. */

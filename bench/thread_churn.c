@@ -23,7 +23,7 @@
 #define BLOCKS 4000    /* blocks each thread allocates */
 #define KEEP 400       /* of which survive the thread */
 #define LIVE 1000      /* most a thread holds at once besides survivors */
-#define WAVES_PER_SCALE 4000.0
+#define WAVES_PER_SCALE 6000.0
 
 struct task {
     pthread_t tid;

@@ -12,7 +12,9 @@
 void fixalloc_init(struct fixalloc *f, size_t size)
 {
     memset(f, 0, sizeof *f);
-    f->size = (size + 15) & ~(size_t)15;
+    /* Whole cache lines: records of different threads' spans and caches
+     * must not share one (false sharing on every allocation). */
+    f->size = (size + 63) & ~(size_t)63;
 }
 
 void *fixalloc_alloc(struct fixalloc *f)
