@@ -914,9 +914,9 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     charts = {}
     charts["time"] = chart(os.path.join(outdir, "time.png"),
-                           "Wall time relative to the best peer (lower is better; redis: inverse throughput)",
+                           "Wall time relative to the best peer (lower is better; redis: inverse throughput; log scale)",
                            "time / best of glibc, jemalloc, tcmalloc, mimalloc",
-                           rows, results, run_allocs, tr, tools["gnuplot"], tmp)
+                           rows, results, run_allocs, tr, tools["gnuplot"], tmp, log_y=True)
     charts["rss"] = chart(os.path.join(outdir, "rss.png"),
                           "Peak RSS relative to jemalloc (lower is better; log scale)",
                           "peak RSS / jemalloc's", rows, results, run_allocs, rr, tools["gnuplot"], tmp,
