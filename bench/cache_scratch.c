@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#define BENCH_NAME "cache_scratch"
+#include "bench.h"
+
 #define OBJSIZE 8
 #define NOBJ 4 /* objects each thread holds at a time */
 #define ITERATIONS_PER_SCALE 3000.0 /* malloc/write/free cycles in all */
@@ -37,12 +40,6 @@ struct worker {
     uint64_t *given[NOBJ]; /* allocated by the main thread */
     uint64_t sum;
 };
-
-static void die(const char *what)
-{
-    fprintf(stderr, "cache_scratch: %s\n", what);
-    exit(1);
-}
 
 static void *work(void *arg)
 {
@@ -72,18 +69,7 @@ int main(int argc, char **argv)
 {
     int threads = 2;
     double scale = 1.0;
-    char *end;
-    if (argc > 1) {
-        long t = strtol(argv[1], &end, 10);
-        if (*end || t < 1 || t > 1024)
-            die("threads must be 1..1024");
-        threads = (int)t;
-    }
-    if (argc > 2) {
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, &threads, 1024, "threads", &scale);
     long total = (long)(ITERATIONS_PER_SCALE * scale + 0.5);
     if (total < threads)
         total = threads;
@@ -101,13 +87,10 @@ int main(int argc, char **argv)
             if (!(w[i].given[j] = malloc(OBJSIZE)))
                 die("malloc failed");
     for (int i = 0; i < threads; i++)
-        if (pthread_create(&w[i].tid, NULL, work, &w[i]))
-            die("pthread_create failed");
+        bench_start(&w[i].tid, work, &w[i]);
     uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(w[i].tid, NULL);
-        sum += w[i].sum;
-    }
+    for (int i = 0; i < threads; i++)
+        sum += bench_join(w[i].tid, &w[i].sum);
     free(w);
     printf("checksum: %llu\n", (unsigned long long)sum);
     return 0;

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "churn"
+#include "bench.h"
+
 #define WINDOW 4096     /* sliding window of short-lived objects */
 #define POOL 1024       /* longer-lived objects, replaced at random */
 #define BURST_MAX 20000 /* largest burst */
@@ -22,38 +25,10 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static inline uint64_t rnd(void)
-{
-    /* xorshift64* */
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "churn: %s\n", what);
-    exit(1);
-}
-
-static double parse_scale(int argc, char **argv)
-{
-    if (argc <= 2)
-        return 1.0;
-    char *end;
-    double s = strtod(argv[2], &end);
-    if (*end || !(s > 0) || s > 1e6)
-        die("scale must be a positive number");
-    return s;
-}
-
 /* Skewed small sizes: half 8–32 B, a third 33–64 B, the rest up to 300 B. */
 static inline size_t pick_size(void)
 {
-    uint64_t r = rnd();
+    uint64_t r = rnd(&rng_state);
     unsigned bucket = (unsigned)(r % 100);
     r >>= 8;
     if (bucket < 50)
@@ -102,17 +77,18 @@ static size_t burstsz[BURST_MAX];
 
 int main(int argc, char **argv)
 {
-    double scale = parse_scale(argc, argv);
+    double scale = 1.0;
+    bench_args(argc, argv, NULL, 0, NULL, &scale);
     long ops = (long)(OPS_PER_SCALE * scale);
     uint64_t sum = 0;
-    long next_burst = 20000 + (long)(rnd() % 60000);
+    long next_burst = 20000 + (long)(rnd(&rng_state) % 60000);
 
     for (long i = 0; i < ops; i++) {
         /* sliding window: replace the oldest object */
         size_t w = (size_t)i % WINDOW;
         if (win[w])
             sum += obj_sum(win[w], winsz[w]);
-        if (win[w] && (rnd() & 15) == 0)
+        if (win[w] && (rnd(&rng_state) & 15) == 0)
             free(win[w]), win[w] = NULL; /* occasionally leave a hole */
         else {
             free(win[w]);
@@ -122,7 +98,7 @@ int main(int argc, char **argv)
 
         /* one op in 32 replaces a random longer-lived object */
         if ((i & 31) == 0) {
-            size_t k = (size_t)(rnd() % POOL);
+            size_t k = (size_t)(rnd(&rng_state) % POOL);
             if (pool[k]) {
                 sum += obj_sum(pool[k], poolsz[k]);
                 free(pool[k]);
@@ -133,7 +109,7 @@ int main(int argc, char **argv)
 
         /* bursts: many objects at once, all freed shortly after */
         if (i == next_burst) {
-            size_t nb = 2000 + (size_t)(rnd() % (BURST_MAX - 2000));
+            size_t nb = 2000 + (size_t)(rnd(&rng_state) % (BURST_MAX - 2000));
             for (size_t k = 0; k < nb; k++) {
                 burstsz[k] = pick_size();
                 burst[k] = obj_new(burstsz[k], k);
@@ -146,7 +122,7 @@ int main(int argc, char **argv)
                 sum += obj_sum(burst[j], burstsz[j]);
                 free(burst[j]);
             }
-            next_burst = i + 20000 + (long)(rnd() % 60000);
+            next_burst = i + 20000 + (long)(rnd(&rng_state) % 60000);
         }
     }
     for (size_t w = 0; w < WINDOW; w++)

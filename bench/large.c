@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#define BENCH_NAME "large"
+#include "bench.h"
+
 #define WINDOW 20
 #define BLOCKS_PER_SCALE 3000.0
 #define MINLOG 16 /* 64 KiB */
@@ -23,22 +26,6 @@
 #define PAGE 4096
 
 static uint64_t rng_state = 0xbb67ae8584caa73bull;
-
-static inline uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "large: %s\n", what);
-    exit(1);
-}
 
 struct block {
     unsigned char *p;
@@ -58,12 +45,7 @@ static uint64_t block_sum(const struct block *b)
 int main(int argc, char **argv)
 {
     double scale = 1.0;
-    if (argc > 2) {
-        char *end;
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, NULL, 0, NULL, &scale);
     long nblocks = (long)(BLOCKS_PER_SCALE * scale + 0.5);
     struct block win[WINDOW] = {{0}};
     uint64_t sum = 0;
@@ -75,7 +57,7 @@ int main(int argc, char **argv)
             free(b->p);
         }
         /* about uniform in log(size): a random octave, uniform inside it */
-        uint64_t r = rnd();
+        uint64_t r = rnd(&rng_state);
         unsigned e = MINLOG + (unsigned)(r % (MAXLOG - MINLOG));
         size_t n = ((size_t)1 << e) + (size_t)((r >> 8) % ((uint64_t)1 << e));
         n &= ~(size_t)15;

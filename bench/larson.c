@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "larson"
+#include "bench.h"
+
 #define SLOTS 4000              /* slots per thread */
 #define HANDOFF (SLOTS / 4)     /* slots handed on after each round */
 #define ROUND_OPS 100000        /* steps per thread per round */
@@ -42,22 +45,6 @@ static int nthreads;
 static long rounds;
 static struct worker *workers;
 static pthread_barrier_t barrier;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "larson: %s\n", what);
-    exit(1);
-}
-
-static inline uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
 
 static inline struct block *block_new(uint64_t r)
 {
@@ -123,19 +110,8 @@ static void *work(void *arg)
 int main(int argc, char **argv)
 {
     double scale = 1.0;
-    char *end;
     nthreads = 2;
-    if (argc > 1) {
-        long t = strtol(argv[1], &end, 10);
-        if (*end || t < 1 || t > 1024)
-            die("threads must be 1..1024");
-        nthreads = (int)t;
-    }
-    if (argc > 2) {
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, &nthreads, 1024, "threads", &scale);
     rounds = (long)(OPS_PER_SCALE * scale / ROUND_OPS + 0.5);
     if (rounds < 1)
         rounds = 1;
@@ -145,19 +121,16 @@ int main(int argc, char **argv)
         die("setup failed");
     for (int i = 0; i < nthreads; i++) {
         workers[i].id = i;
-        workers[i].seed = 0x3c6ef372fe94f82bull ^ ((uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull);
+        workers[i].seed = bench_seed(0x3c6ef372fe94f82bull, (uint64_t)(i + 1));
         workers[i].slot = calloc(SLOTS, sizeof *workers[i].slot);
         if (!workers[i].slot)
             die("calloc failed");
     }
     for (int i = 0; i < nthreads; i++)
-        if (pthread_create(&workers[i].tid, NULL, work, &workers[i]))
-            die("pthread_create failed");
+        bench_start(&workers[i].tid, work, &workers[i]);
     uint64_t sum = 0;
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(workers[i].tid, NULL);
-        sum += workers[i].sum;
-    }
+    for (int i = 0; i < nthreads; i++)
+        sum += bench_join(workers[i].tid, &workers[i].sum);
     for (int i = 0; i < nthreads; i++)
         free(workers[i].slot);
     free(workers);

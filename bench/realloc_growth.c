@@ -24,26 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "realloc_growth"
+#include "bench.h"
+
 #define NBUF 2000
 #define STEPS_PER_SCALE 4000000.0
 
 static uint64_t rng_state = 0x510e527fade682d1ull;
-
-static inline uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "realloc_growth: %s\n", what);
-    exit(1);
-}
 
 struct buf {
     unsigned char *p;
@@ -64,7 +51,7 @@ static inline unsigned char content(unsigned g, size_t i)
 
 static void start(struct buf *b, unsigned gen)
 {
-    uint64_t r = rnd();
+    uint64_t r = rnd(&rng_state);
     /* target: a random octave from 2^4 to 2^15, uniform inside it */
     unsigned e = 4 + (unsigned)(r % 12);
     b->target = ((size_t)1 << e) + (size_t)((r >> 8) % ((uint64_t)1 << e));
@@ -105,7 +92,7 @@ static void resize(struct buf *b, size_t cap)
 
 static uint64_t step(struct buf *b, unsigned *gen)
 {
-    uint64_t r = rnd(), sum = 0;
+    uint64_t r = rnd(&rng_state), sum = 0;
     if (b->shrinks < 0) {
         /* bigger buffers take bigger appends, so each one reaches its
          * target within a few hundred steps */
@@ -146,19 +133,14 @@ static uint64_t step(struct buf *b, unsigned *gen)
 int main(int argc, char **argv)
 {
     double scale = 1.0;
-    if (argc > 2) {
-        char *end;
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, NULL, 0, NULL, &scale);
     long steps = (long)(STEPS_PER_SCALE * scale);
     unsigned gen = 0;
     uint64_t sum = 0;
     for (size_t k = 0; k < NBUF; k++)
         start(&bufs[k], ++gen);
     for (long i = 0; i < steps; i++)
-        sum += step(&bufs[rnd() % NBUF], &gen);
+        sum += step(&bufs[rnd(&rng_state) % NBUF], &gen);
     for (size_t k = 0; k < NBUF; k++) {
         sum += bufs[k].len + check(&bufs[k], bufs[k].len / 2);
         free(bufs[k].p);

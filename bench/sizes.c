@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "sizes"
+#include "bench.h"
+
 #define SLOTS 20000                 /* working set per thread */
 #define OPS_PER_SCALE 24000000.0    /* steps per thread at scale 1 */
 #define LUT_BITS 12
@@ -36,22 +39,6 @@ static const struct {
 
 static unsigned char lut[1u << LUT_BITS]; /* uniform index -> table row */
 static long ops_per_thread;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "sizes: %s\n", what);
-    exit(1);
-}
-
-static inline uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
 
 static void build_lut(void)
 {
@@ -131,18 +118,7 @@ int main(int argc, char **argv)
 {
     int threads = 1;
     double scale = 1.0;
-    char *end;
-    if (argc > 1) {
-        long t = strtol(argv[1], &end, 10);
-        if (*end || t < 1 || t > 1024)
-            die("threads must be 1..1024");
-        threads = (int)t;
-    }
-    if (argc > 2) {
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, &threads, 1024, "threads", &scale);
     ops_per_thread = (long)(OPS_PER_SCALE * scale);
     build_lut();
 
@@ -150,15 +126,12 @@ int main(int argc, char **argv)
     if (!w)
         die("calloc failed");
     for (int i = 0; i < threads; i++) {
-        w[i].seed = 0x243f6a8885a308d3ull ^ ((uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull);
-        if (pthread_create(&w[i].tid, NULL, work, &w[i]))
-            die("pthread_create failed");
+        w[i].seed = bench_seed(0x243f6a8885a308d3ull, (uint64_t)(i + 1));
+        bench_start(&w[i].tid, work, &w[i]);
     }
     uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(w[i].tid, NULL);
-        sum += w[i].sum;
-    }
+    for (int i = 0; i < threads; i++)
+        sum += bench_join(w[i].tid, &w[i].sum);
     free(w);
     printf("checksum: %llu\n", (unsigned long long)sum);
     return 0;

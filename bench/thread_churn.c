@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "thread_churn"
+#include "bench.h"
+
 #define BLOCKS 4000    /* blocks each thread allocates */
 #define KEEP 400       /* of which survive the thread */
 #define LIVE 1000      /* most a thread holds at once besides survivors */
@@ -31,22 +34,6 @@ struct task {
     uint64_t **inherit; /* survivors of a thread of the previous wave */
     uint64_t **keep;    /* this thread's survivors (KEEP entries) */
 };
-
-static void die(const char *what)
-{
-    fprintf(stderr, "thread_churn: %s\n", what);
-    exit(1);
-}
-
-static inline uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
 
 /* 8–128 B mostly, some up to 2 KiB, 1 in 256 up to 32 KiB. */
 static inline size_t pick_size(uint64_t r)
@@ -126,18 +113,7 @@ int main(int argc, char **argv)
 {
     int threads = 2;
     double scale = 1.0;
-    char *end;
-    if (argc > 1) {
-        long v = strtol(argv[1], &end, 10);
-        if (*end || v < 1 || v > 256)
-            die("threads must be 1..256");
-        threads = (int)v;
-    }
-    if (argc > 2) {
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, &threads, 256, "threads", &scale);
     long waves = (long)(WAVES_PER_SCALE * scale / threads + 0.5);
     if (waves < 1)
         waves = 1;
@@ -149,18 +125,16 @@ int main(int argc, char **argv)
     uint64_t sum = 0;
     for (long w = 0; w < waves; w++) {
         for (int i = 0; i < threads; i++) {
-            cur[i].seed = 0x1f83d9abfb41bd6bull ^
-                          ((uint64_t)(w * threads + i + 1) * 0x9e3779b97f4a7c15ull);
+            cur[i].seed = bench_seed(0x1f83d9abfb41bd6bull,
+                                     (uint64_t)(w * threads + i + 1));
             /* thread i takes over the survivors of thread i+1 */
             cur[i].inherit = handed[(i + 1) % threads];
             cur[i].keep = NULL;
         }
         for (int i = 0; i < threads; i++)
-            if (pthread_create(&cur[i].tid, NULL, work, &cur[i]))
-                die("pthread_create failed");
+            bench_start(&cur[i].tid, work, &cur[i]);
         for (int i = 0; i < threads; i++) {
-            pthread_join(cur[i].tid, NULL);
-            sum += cur[i].sum;
+            sum += bench_join(cur[i].tid, &cur[i].sum);
             handed[i] = cur[i].keep;
         }
     }

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "xmalloc"
+#include "bench.h"
+
 #define QCAP 256                    /* batches the queue can hold */
 #define BATCH 128                   /* blocks per batch */
 #define BLOCKS_PER_SCALE 12000000.0 /* blocks per producer at scale 1 */
@@ -41,22 +44,6 @@ struct worker {
     pthread_t tid;
     uint64_t seed, sum;
 };
-
-static void die(const char *what)
-{
-    fprintf(stderr, "xmalloc: %s\n", what);
-    exit(1);
-}
-
-static inline uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
 
 /* Mostly 8–64 B, some up to 256 B, a few up to 1 KiB. */
 static inline size_t pick_size(uint64_t r)
@@ -134,18 +121,7 @@ int main(int argc, char **argv)
 {
     int pairs = 1;
     double scale = 1.0;
-    char *end;
-    if (argc > 1) {
-        long t = strtol(argv[1], &end, 10);
-        if (*end || t < 1 || t > 512)
-            die("threads (pairs) must be 1..512");
-        pairs = (int)t;
-    }
-    if (argc > 2) {
-        scale = strtod(argv[2], &end);
-        if (*end || !(scale > 0) || scale > 1e6)
-            die("scale must be a positive number");
-    }
+    bench_args(argc, argv, &pairs, 512, "threads (pairs)", &scale);
     nbatches = (long)(BLOCKS_PER_SCALE * scale / BATCH + 0.5);
     if (nbatches < 1)
         nbatches = 1;
@@ -155,16 +131,13 @@ int main(int argc, char **argv)
     if (!w)
         die("calloc failed");
     for (int i = 0; i < pairs; i++) {
-        w[i].seed = 0xa54ff53a5f1d36f1ull ^ ((uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull);
-        if (pthread_create(&w[i].tid, NULL, producer, &w[i]) ||
-            pthread_create(&w[pairs + i].tid, NULL, consumer, &w[pairs + i]))
-            die("pthread_create failed");
+        w[i].seed = bench_seed(0xa54ff53a5f1d36f1ull, (uint64_t)(i + 1));
+        bench_start(&w[i].tid, producer, &w[i]);
+        bench_start(&w[pairs + i].tid, consumer, &w[pairs + i]);
     }
     uint64_t sum = 0;
-    for (int i = 0; i < 2 * pairs; i++) {
-        pthread_join(w[i].tid, NULL);
-        sum += w[i].sum;
-    }
+    for (int i = 0; i < 2 * pairs; i++)
+        sum += bench_join(w[i].tid, &w[i].sum);
     free(w);
     printf("checksum: %llu\n", (unsigned long long)sum);
     return 0;

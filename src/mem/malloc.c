@@ -201,15 +201,15 @@ static void *malloc_class(unsigned cls, int uselist)
     struct mcache *c = mcache_current();
     void *p = NULL;
     if (c) {
-        if (uselist) {
+        if (uselist && cls >= 2) {
             p = freelist_pop(&c->free[cls]);
             if (!p)
-                mcache_growList(c, cls);
-        }
-        if (!p)
+                p = mcache_refillList(c, cls);
+        } else {
             p = span_nextFreeFast(c->alloc[spc]);
-        if (!p)
-            p = mcache_nextFree(c, spc);
+            if (!p)
+                p = mcache_nextFree(c, spc);
+        }
     } else {
         /* This thread's own cache is gone (we run in a late destructor). */
         mcache_shared_lock();
@@ -247,8 +247,6 @@ void *gort_malloc(size_t size)
     struct mcache *c = tls_mcache;
     struct freelist *fl = &c->free[cls];
     void *p = freelist_pop(fl);
-    if (__builtin_expect(p == NULL, 0))
-        p = span_nextFreeFast(c->alloc[makeSpanClass((uint8_t)cls, 0)]);
     if (__builtin_expect(p != NULL, 1)) {
         mcache_count(&fl->nmalloc, 1);
         return p;
@@ -309,6 +307,7 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
             throw_bad_pointer(fn, "double free detected", p);
         s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
         span_setAllocCount(s, s->allocCount - 1u);
+        s->needzero = 1;
     } else {
         mcentral_remoteFree(s, ptr);
     }

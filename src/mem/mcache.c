@@ -193,6 +193,24 @@ void *mcache_nextFree(struct mcache *c, spanClass spc)
     return span_nextFreeFast(s);
 }
 
+void *mcache_refillList(struct mcache *c, unsigned cls)
+{
+    struct freelist *fl = &c->free[cls];
+    spanClass spc = makeSpanClass((uint8_t)cls, 0);
+    struct mspan *s = c->alloc[spc];
+    mcache_growList(c, cls);
+    if (s->allocCache == 0 && (s == &emptymspan || span_nextFreeIndex(s) >= s->nelems))
+        return mcache_nextFree(c, spc);     /* a new span (or pass); batch next time */
+    /* One object for the caller, the rest of the batch onto the list. */
+    void *head;
+    unsigned n = span_nextFreeBatch(s, fl->room + 1, c->key, &head);
+    void *p = head;
+    fl->head = *(void **)p;
+    fl->room -= n - 1;
+    ((uintptr_t *)p)[1] = 0;
+    return p;
+}
+
 void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
 {
     struct freelist *fl = &c->free[cls];
@@ -222,6 +240,7 @@ void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
                 s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
             }
             span_setAllocCount(s, s->allocCount - n);
+            s->needzero = 1;    /* those slots may be handed out again now */
         } else {
             mcentral_remoteFreeChain(s, head, tail, n);
         }

@@ -108,6 +108,10 @@ void mcache_releaseAll(struct mcache *c);
 /* A malloc found class cls's list empty: let the list grow. */
 void mcache_growList(struct mcache *c, unsigned cls);
 
+/* Class cls's list (cls >= 2) is empty: returns one object and refills the
+ * list with a batch from the span; NULL when out of memory. */
+void *mcache_refillList(struct mcache *c, unsigned cls);
+
 /* Returns the objects of class cls's list beyond the first keep to their
  * spans. */
 void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep);

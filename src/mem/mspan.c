@@ -50,6 +50,30 @@ unsigned span_nextFreeIndex(struct mspan *s)
     return n;
 }
 
+unsigned span_nextFreeBatch(struct mspan *s, unsigned max, uintptr_t key, void **headp)
+{
+    uint64_t cache = s->allocCache, taken = 0;
+    unsigned base = s->freeindex, n = 0;
+    void *head = NULL, **link = &head;
+    while (cache && n < max) {
+        unsigned bit = (unsigned)__builtin_ctzll(cache);
+        char *obj = (char *)s->startAddr + (uintptr_t)(base + bit) * s->elemsize;
+        *link = obj;
+        link = (void **)obj;
+        ((uintptr_t *)obj)[1] = key;
+        taken |= (uint64_t)1 << bit;
+        cache &= cache - 1;
+        n++;
+    }
+    *link = NULL;
+    /* allocCache never reaches past the end of freeindex's word. */
+    s->allocBits[base >> 6] |= taken << (base & 63);
+    s->allocCache = cache;
+    span_setAllocCount(s, s->allocCount + n);
+    *headp = head;
+    return n;
+}
+
 void span_collect(struct mspan *s, uintptr_t w)
 {
     unsigned n = 0;

@@ -97,6 +97,12 @@ void span_init_small(struct mspan *s, spanClass sc);
  * On return freeindex is that index and allocCache is positioned on it. */
 unsigned span_nextFreeIndex(struct mspan *s);
 
+/* Takes up to max free objects named by allocCache (they all lie in one
+ * allocBits word), marks them allocated with one OR, and links them through
+ * word 0 with key in word 1 (an mcache list's shape).  Returns how many;
+ * *headp gets the first.  0 when allocCache is spent. */
+unsigned span_nextFreeBatch(struct mspan *s, unsigned max, uintptr_t key, void **headp);
+
 /* Collects the remote-free stack taken from the xfree word w: clears each
  * object's bit and drops allocCount; aborts on a double free. */
 void span_collect(struct mspan *s, uintptr_t w);
