@@ -29,17 +29,23 @@ static int key_ready;
 uintptr_t freelist_key;
 
 /* A list's bound starts at FREELIST_START and doubles each time a malloc
- * finds the list empty, up to 32 KiB of objects (4 to 128 of them): a
+ * finds the list empty, up to 64 KiB of objects (4 to 4096 of them): a
  * thread that mostly frees (a consumer, or the main thread reaping its
  * workers' blocks) keeps short lists and pins few spans, while one that
  * allocates what it frees earns long ones.  TCMalloc sizes its thread
  * caches the same way ("slow start"). */
 #define FREELIST_START 2
+#ifndef FREELIST_CAP_BYTES
+#define FREELIST_CAP_BYTES (64u << 10)
+#endif
+#ifndef FREELIST_CAP_OBJECTS
+#define FREELIST_CAP_OBJECTS 4096u
+#endif
 
 static uint32_t freelist_cap(unsigned cls)
 {
-    uint32_t n = 32768u / class_to_size[cls];
-    return n < 4 ? 4 : n > 128 ? 128 : n;
+    uint32_t n = FREELIST_CAP_BYTES / class_to_size[cls];
+    return n < 4 ? 4 : n > FREELIST_CAP_OBJECTS ? FREELIST_CAP_OBJECTS : n;
 }
 
 static void mcache_resetLists(struct mcache *c)

@@ -18,7 +18,7 @@
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
- * 32 KiB or 128 objects per class, which start at 2 objects and grow only
+ * 64 KiB or 4096 objects per class, which start at 2 objects and grow only
  * as mallocs find them empty (mcache.c).  When the thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
  * thread still makes after that (from later destructors) go through a
