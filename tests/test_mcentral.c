@@ -86,6 +86,31 @@ int main(void)
     mcentral_uncacheSpan(c, s);
     CHECK(mheap_.pagesInUse == inuse - s->npages || s->state != mSpanInUse);
 
+    /* A flushed chain into a parked span clears its bits under the lock:
+     * no stack is left to collect, the span moves to partial, and the last
+     * chain hands it back to mheap. */
+    s = mcentral_cacheSpan(c, &owner);
+    n = fill(s, objs);
+    mcentral_uncacheSpan(c, s);
+    CHECK(s->inList == inListFull);
+    *(void **)objs[0] = objs[1];
+    *(void **)objs[1] = objs[2];
+    CHECK(mcentral_freeParkedChain(s, objs[0], 2));
+    CHECK(s->allocCount == n - 2 && s->inList == inListPartial);
+    CHECK(xfree_count(s->xfree) == 0 && !span_isAllocated(s, 0) && !span_isAllocated(s, 1));
+    mcentral_remoteFree(s, objs[2]);              /* one on the stack */
+    inuse = mheap_.pagesInUse;
+    for (unsigned i = 3; i + 1 < n; i++)
+        *(void **)objs[i] = objs[i + 1];
+    CHECK(mcentral_freeParkedChain(s, objs[3], n - 3));
+    CHECK(s->state != mSpanInUse && mheap_.pagesInUse == inuse - 6);
+    /* An owned span is left to the CAS path. */
+    s = mcentral_cacheSpan(c, &owner);
+    void *o = span_nextFreeFast(s);
+    *(void **)o = NULL;
+    CHECK(mcentral_freeParkedChain(s, o, 1) == 0 && span_isAllocated(s, (unsigned)span_objIndex(s, (uintptr_t)o)));
+    mcentral_uncacheSpan(c, s);
+
     /* Two threads racing to free a parked span's objects: it goes back to
      * mheap exactly once. */
     spc = makeSpanClass(5, 0);   /* 48 B, 170 objects */

@@ -247,7 +247,8 @@ void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
             }
             span_setAllocCount(s, s->allocCount - n);
             s->needzero = 1;    /* those slots may be handed out again now */
-        } else {
+        } else if (!((__atomic_load_n(&s->xfree, __ATOMIC_RELAXED) & XFREE_PARKED) &&
+                     mcentral_freeParkedChain(s, head, n))) {
             mcentral_remoteFreeChain(s, head, tail, n);
         }
     }

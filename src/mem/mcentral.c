@@ -139,6 +139,48 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls)
     gort_unlock(&c->lock);
 }
 
+int mcentral_freeParkedChain(struct mspan *s, void *head, unsigned n)
+{
+    /* The objects are still allocated: s keeps its class until we are done. */
+    spanClass cls = s->spanclass;
+    struct mcentral *c = &mcentrals[cls];
+    gort_lock(&c->lock);
+    uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
+    if (!(w & XFREE_PARKED)) {
+        gort_unlock(&c->lock);
+        return 0;
+    }
+    /* Parked: nobody owns the bitmap, and this lock keeps it so. */
+    void *obj = head;
+    for (unsigned k = 0; k < n; k++, obj = *(void **)obj) {
+        long idx = span_objIndex(s, (uintptr_t)obj);
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+        if (!(s->allocBits[idx >> 6] & bit))
+            throw_ptr("free(): double free detected", (uintptr_t)obj);
+        s->allocBits[idx >> 6] &= ~bit;
+    }
+    span_setAllocCount(s, s->allocCount - n);
+    s->needzero = 1;
+    if (xfree_count(w) == s->allocCount) {
+        /* Nothing left but what other threads pushed: the span is empty. */
+        int saved_errno = errno;
+        w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
+        list_remove(c, s);
+        gort_unlock(&c->lock);
+        span_collect(s, w);
+        mheap_free(s);
+        errno = saved_errno;
+        return 1;
+    }
+    if (s->inList == inListFull) {
+        __atomic_fetch_and(&s->xfree, ~XFREE_NOTIFY, __ATOMIC_RELAXED);
+        list_remove(c, s);
+        list_push(&c->partial, s, inListPartial);
+    }
+    gort_unlock(&c->lock);
+    return 1;
+}
+
 void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n)
 {
     /* The objects are still allocated, so s cannot change class until the

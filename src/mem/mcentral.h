@@ -53,6 +53,11 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls);
 
 /* Pushes obj (an object of in-use small span s) on s's remote-free stack. */
 void mcentral_remoteFree(struct mspan *s, void *obj);
+/* If s is parked, frees the n objects linked from head straight into its
+ * bitmap under the lock (no stack to collect later) and returns 1; returns
+ * 0, doing nothing, if an mcache owns s. */
+int mcentral_freeParkedChain(struct mspan *s, void *head, unsigned n);
+
 /* Pushes n objects of s, linked through word 0 from head to tail, at once. */
 void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n);
 
