@@ -299,8 +299,11 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     count_free(c, cls, 0);
     if (c && cls > 1) {
         struct freelist *fl = &c->free[cls];
-        if (fl->room == 0)
-            mcache_flushList(c, cls, fl->max / 2);
+        if (fl->room == 0) {
+            mcache_growList(c, cls, FREELIST_FREE_GROWTH);
+            if (fl->room == 0)
+                mcache_flushList(c, cls, fl->max / 2);
+        }
         freelist_push(fl, ptr, c->key);
     } else if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
         if (!span_isAllocated(s, idx))

@@ -32,7 +32,8 @@ uintptr_t freelist_key;
  * finds the list empty, up to 64 KiB of objects (4 to 4096 of them): a
  * thread that mostly frees (a consumer, or the main thread reaping its
  * workers' blocks) keeps short lists and pins few spans, while one that
- * allocates what it frees earns long ones.  TCMalloc sizes its thread
+ * allocates what it frees earns long ones.  Frees alone grow a list only to
+ * FREELIST_FREE_GROWTH.  TCMalloc sizes its thread
  * caches the same way ("slow start"). */
 #define FREELIST_START 2
 #ifndef FREELIST_CAP_BYTES
@@ -55,10 +56,12 @@ static void mcache_resetLists(struct mcache *c)
         c->free[k].max = c->free[k].room = FREELIST_START;
 }
 
-void mcache_growList(struct mcache *c, unsigned cls)
+void mcache_growList(struct mcache *c, unsigned cls, uint32_t limit)
 {
     struct freelist *fl = &c->free[cls];
     uint32_t cap = freelist_cap(cls);
+    if (cap > limit)
+        cap = limit;
     if (fl->max == 0 || fl->max >= cap)
         return;
     uint32_t grown = fl->max * 2 > cap ? cap : fl->max * 2;
@@ -204,7 +207,7 @@ void *mcache_refillList(struct mcache *c, unsigned cls)
     struct freelist *fl = &c->free[cls];
     spanClass spc = makeSpanClass((uint8_t)cls, 0);
     struct mspan *s = c->alloc[spc];
-    mcache_growList(c, cls);
+    mcache_growList(c, cls, UINT32_MAX);
     if (s->allocCache == 0 && (s == &emptymspan || span_nextFreeIndex(s) >= s->nelems))
         return mcache_nextFree(c, spc);     /* a new span (or pass); batch next time */
     /* One object for the caller, the rest of the batch onto the list. */

@@ -105,8 +105,14 @@ void *mcache_nextFree(struct mcache *c, spanClass spc);
 /* Hands every listed object and cached span back. */
 void mcache_releaseAll(struct mcache *c);
 
-/* A malloc found class cls's list empty: let the list grow. */
-void mcache_growList(struct mcache *c, unsigned cls);
+/* Class cls's list ran empty (a malloc) or full (a free): let it grow, to
+ * at most limit objects (and the class's cap). */
+void mcache_growList(struct mcache *c, unsigned cls, uint32_t limit);
+
+/* How far a list grows from frees alone: enough that a thread which only
+ * frees (a consumer) hands objects back in per-span chains, not one CAS per
+ * object, yet few enough that it pins few spans. */
+#define FREELIST_FREE_GROWTH 8u
 
 /* Class cls's list (cls >= 2) is empty: returns one object and refills the
  * list with a batch from the span; NULL when out of memory. */
