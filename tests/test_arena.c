@@ -21,10 +21,16 @@ int main(void)
         for (size_t off = 0; off < sizes[i]; off += 512)
             CHECKF(span_of((uintptr_t)p + off) == s, "size %zu off %zu", sizes[i], off);
         CHECK(span_of((uintptr_t)p + sizes[i] - 1) == s);
-        if (sizes[i] > 32768)
+        uint32_t info = arena_pageInfo(arena_of((uintptr_t)p), (uintptr_t)p);
+        if (sizes[i] > 32768) {
             CHECK(s->spanclass == 0 && (uintptr_t)p == s->startAddr);
-        else
+            CHECK(info == 0);                       /* large pages: no class */
+        } else {
             CHECK(s->spanclass != 0 && s->elemsize >= sizes[i]);
+            /* pageinfo: the class, and the page's offset in its span. */
+            CHECK((info & 0xff) == s->sizeclass);
+            CHECK((info >> 8) == (((uintptr_t)p - s->startAddr) >> _PageShift));
+        }
         gort_free(p);
     }
     /* Addresses outside the heap map to nothing. */

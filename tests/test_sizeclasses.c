@@ -5,7 +5,7 @@
 int main(void)
 {
     sizeclasses_init();
-    CHECK(class_to_size[0] == 0);
+    CHECK(class_to_size[0] == 0 && class_info[0].nelems == 0);
     CHECK(class_to_size[_NumSizeClasses - 1] == _MaxSmallSize);
     for (int c = 1; c < _NumSizeClasses; c++) {
         size_t size = class_to_size[c];
@@ -19,6 +19,9 @@ int main(void)
         CHECKF(span % size <= span / 8, "class %d tail waste %zu of %zu", c,
                span % size, span);
         CHECKF(span / size <= _MaxSpanElems, "class %d too many objects", c);
+        CHECK(class_to_nelems[c] == span / size);
+        CHECK(class_info[c].size == size && class_info[c].nelems == span / size &&
+              class_info[c].divmagic == class_to_divmagic[c]);
         /* Reciprocal division is exact over the whole span. */
         for (size_t off = 0; off < span; off++) {
             size_t q = (size_t)(((uint64_t)off * class_to_divmagic[c]) >> 32);

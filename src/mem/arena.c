@@ -92,6 +92,15 @@ void arena_setSpans(uintptr_t base, uintptr_t npages, struct mspan *s)
     }
 }
 
+void arena_setPageInfo(uintptr_t base, uintptr_t npages, unsigned sizeclass)
+{
+    for (uintptr_t i = 0; i < npages; i++) {
+        uintptr_t p = base + (i << _PageShift);
+        uint32_t info = sizeclass ? (uint32_t)sizeclass | (uint32_t)(i << 8) : 0;
+        __atomic_store_n(&arena_of(p)->pageinfo[arena_pageIndex(p)], info, __ATOMIC_RELAXED);
+    }
+}
+
 /* Calls fn on each arena-local word range of the bitmap for [base, +npages). */
 #define FOR_RELEASED_BITS(base, npages, WORD, MASK, BODY)                    \
     do {                                                                     \

@@ -33,6 +33,11 @@ struct mspan;
 struct heapArena {
     struct mspan *spans[pagesPerArena];
     uint64_t released[pagesPerArena / 64];   /* 1 = page not backed (reads 0) */
+    /* For a page of an in-use small-object span: its size class (bits
+     * 0-7) and its page offset in the span (bits 8-31); 0 for every other
+     * page.  free() validates and classifies a pointer from this dense
+     * table and the class tables alone, without touching the mspan. */
+    uint32_t pageinfo[pagesPerArena];
 };
 
 extern struct heapArena *mheap_arenas[(size_t)1 << arenaL2Bits];
@@ -68,6 +73,15 @@ static inline struct heapArena *arena_of_unchecked(uintptr_t p)
         &mheap_arenas[(p >> logHeapArenaBytes) & (((uintptr_t)1 << arenaL2Bits) - 1)],
         __ATOMIC_ACQUIRE);
 }
+
+static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
+{
+    return __atomic_load_n(&ha->pageinfo[arena_pageIndex(p)], __ATOMIC_RELAXED);
+}
+
+/* Sets pageinfo of the npages pages from base for a small span of size
+ * class sizeclass, or clears it (sizeclass 0).  Heap lock held. */
+void arena_setPageInfo(uintptr_t base, uintptr_t npages, unsigned sizeclass);
 
 /* Records s as the span of the npages pages from base. */
 void arena_setSpans(uintptr_t base, uintptr_t npages, struct mspan *s);

@@ -322,16 +322,21 @@ void gort_free(void *ptr)
     uintptr_t p = (uintptr_t)ptr;
     struct heapArena *ha = arena_of_unchecked(p);
     if (__builtin_expect(ha != NULL, 1)) {
-        struct mspan *s = ha->spans[arena_pageIndex(p)];
-        /* span_objIndex also proves p lies inside s (see mspan.h), so an
-         * aliased, stale or empty page-map entry cannot pass. */
-        long idx = span_objIndex(s, p);
+        /* The page's class and offset in its span, then Go's reciprocal:
+         * p must be an object boundary of an in-use small span.  (An
+         * aliased address, a large or free page — info 0 — never passes:
+         * class 0 has no objects.) */
+        uint32_t info = arena_pageInfo(ha, p);
+        unsigned cls = info & 0xff;
+        uintptr_t off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
+        struct classinfo ci = class_info[cls];
+        uintptr_t idx = (uintptr_t)(((uint64_t)off * ci.divmagic) >> 32);
         struct mcache *c = tls_mcache;
-        struct freelist *fl = &c->free[s->sizeclass];
+        struct freelist *fl = &c->free[cls];
         /* Classes 0 (large) and 1, and a thread's bootstrap cache, have no
          * room: they take the slow path. */
-        if (__builtin_expect(idx >= 0 && fl->room != 0 &&
-                             ((uintptr_t *)ptr)[1] != c->key, 1)) {
+        if (__builtin_expect(idx * ci.size == off && idx < ci.nelems &&
+                             fl->room != 0 && ((uintptr_t *)ptr)[1] != c->key, 1)) {
             freelist_push(fl, ptr, c->key);
             mcache_count(&fl->nfree, 1);
             return;

@@ -267,6 +267,8 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
         s->elemsize = 0;   /* a large object's size is npages pages */
     }
     arena_setSpans(s->startAddr, npages, s);
+    if (sc != 0)
+        arena_setPageInfo(s->startAddr, npages, spanClass_sizeclass(sc));
     gort_unlock(&mheap_.lock);
     return s;
 }
@@ -281,6 +283,8 @@ void mheap_free(struct mspan *s)
     heap_stat(&mheap_.pagesFree, (int64_t)(s->npages));
     if (s->spanclass == 0)
         heap_stat(&mheap_.largeInUse, -(int64_t)(s->npages));
+    else
+        arena_setPageInfo(s->startAddr, s->npages, 0);   /* free pages: 0 */
     /* A free run has class 0, so free()'s fast path never takes a pointer
      * into it for a small object. */
     __atomic_store_n(&s->spanclass, 0, __ATOMIC_RELAXED);

@@ -19,6 +19,8 @@ const uint8_t class_to_allocnpages[_NumSizeClasses] = {
 };
 
 uint32_t class_to_divmagic[_NumSizeClasses];
+uint16_t class_to_nelems[_NumSizeClasses];
+struct classinfo class_info[_NumSizeClasses];
 uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
 uint8_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
 
@@ -37,6 +39,10 @@ void sizeclasses_init(void)
             c++;
         size_to_class128[i] = (uint8_t)c;
     }
-    for (int k = 1; k < _NumSizeClasses; k++)
+    for (int k = 1; k < _NumSizeClasses; k++) {
         class_to_divmagic[k] = (uint32_t)(UINT32_MAX / class_to_size[k] + 1);
+        class_to_nelems[k] = (uint16_t)(class_to_allocnpages[k] * _PageSize / class_to_size[k]);
+        class_info[k] = (struct classinfo){class_to_divmagic[k], class_to_size[k],
+                                           class_to_nelems[k]};
+    }
 }

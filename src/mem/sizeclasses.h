@@ -42,6 +42,16 @@ extern const uint8_t class_to_allocnpages[_NumSizeClasses];
 /* Reciprocals: (off * class_to_divmagic[c]) >> 32 == off / size for every
  * offset inside a span, so finding an object's index needs no division. */
 extern uint32_t class_to_divmagic[_NumSizeClasses];
+/* Objects per span of each class (0 for class 0). */
+extern uint16_t class_to_nelems[_NumSizeClasses];
+
+/* What free()'s fast path needs of a class, in one 8-byte record. */
+struct classinfo {
+    uint32_t divmagic;
+    uint16_t size;
+    uint16_t nelems;
+};
+extern struct classinfo class_info[_NumSizeClasses];
 extern uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
 extern uint8_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
 
