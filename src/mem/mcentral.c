@@ -50,6 +50,7 @@ struct mspan *mcentral_cacheSpan(struct mcentral *c, struct mcache *owner)
     struct mspan *s = c->partial;
     if (s) {
         list_remove(c, s);
+        __atomic_store_n(&s->parkedIn, 0, __ATOMIC_RELAXED);
         /* Taking the stack also clears PARKED: freers now just push. */
         uintptr_t w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
         set_owner(s, owner);
@@ -91,6 +92,7 @@ void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s)
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
             list_push(full ? &c->full : &c->partial, s,
                       full ? inListFull : inListPartial);
+            __atomic_store_n(&s->parkedIn, (uint8_t)(c->spanclass + 1), __ATOMIC_RELAXED);
             gort_unlock(&c->lock);
             return;
         }
@@ -99,39 +101,25 @@ void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s)
     }
 }
 
-/* Called by a remote freer after its push.  The push may have made the
- * span collectable, so by now another thread may have cached it, emptied
- * it, given it back to mheap, even re-used the record for another class.
- * Everything is therefore re-checked under the lock of cls, the class the
- * span had while the freed object still pinned it: a span can be parked in
- * mcentrals[cls] (PARKED set, spanclass == cls) only under that lock, and
- * every action taken is justified by the state seen here alone. */
-void mcentral_parkedFree(struct mspan *s, spanClass cls)
+/* Parked span s, in c (whose lock is held; this releases it), may have
+ * changed: w is its xfree word as last seen.  If every allocated object is
+ * now on the stack the span is empty and goes back to mheap; otherwise, if
+ * it has free objects (hasfree) but sits on the full list, it moves to
+ * partial. */
+static void parked_settle(struct mcentral *c, struct mspan *s, uintptr_t w, int hasfree)
 {
-    struct mcentral *c = &mcentrals[cls];
-    int saved_errno = errno;   /* free keeps errno */
-    gort_lock(&c->lock);
-    if (__atomic_load_n(&s->spanclass, __ATOMIC_RELAXED) != cls) {
-        gort_unlock(&c->lock);
-        return;
-    }
-    uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
-    if (!(w & XFREE_PARKED)) {
-        /* An mcache holds it now (it will collect the frees), or it is gone. */
-        gort_unlock(&c->lock);
-        return;
-    }
     if (xfree_count(w) == s->allocCount) {
-        /* Every object is on the stack: the span is empty. */
+        int saved_errno = errno;   /* free keeps errno */
         w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
         list_remove(c, s);
+        __atomic_store_n(&s->parkedIn, 0, __ATOMIC_RELAXED);
         gort_unlock(&c->lock);
         span_collect(s, w);
         mheap_free(s);
         errno = saved_errno;
         return;
     }
-    if (s->inList == inListFull && xfree_count(w) > 0) {
+    if (s->inList == inListFull && hasfree) {
         __atomic_fetch_and(&s->xfree, ~XFREE_NOTIFY, __ATOMIC_RELAXED);
         list_remove(c, s);
         list_push(&c->partial, s, inListPartial);
@@ -139,11 +127,31 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls)
     gort_unlock(&c->lock);
 }
 
+/* Called by a remote freer after its push.  The push may have made the
+ * span collectable, so by now another thread may have cached it, emptied
+ * it, given it back to mheap, even re-used the record for another class.
+ * Everything is therefore re-checked under the lock of cls, the class the
+ * span had while the freed object still pinned it: only a holder of that
+ * lock parks a span in mcentrals[cls] or unparks it (parkedIn), and every
+ * action taken is justified by the state seen here alone. */
+void mcentral_parkedFree(struct mspan *s, spanClass cls)
+{
+    struct mcentral *c = &mcentrals[cls];
+    gort_lock(&c->lock);
+    if (__atomic_load_n(&s->parkedIn, __ATOMIC_RELAXED) != cls + 1) {
+        /* An mcache holds it now (it will collect the frees), or it is gone. */
+        gort_unlock(&c->lock);
+        return;
+    }
+    /* Parked here, and it stays so while we hold the lock. */
+    uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
+    parked_settle(c, s, w, xfree_count(w) > 0);
+}
+
 int mcentral_freeParkedChain(struct mspan *s, void *head, unsigned n)
 {
     /* The objects are still allocated: s keeps its class until we are done. */
-    spanClass cls = s->spanclass;
-    struct mcentral *c = &mcentrals[cls];
+    struct mcentral *c = &mcentrals[s->spanclass];
     gort_lock(&c->lock);
     uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
     if (!(w & XFREE_PARKED)) {
@@ -161,23 +169,7 @@ int mcentral_freeParkedChain(struct mspan *s, void *head, unsigned n)
     }
     span_setAllocCount(s, s->allocCount - n);
     s->needzero = 1;
-    if (xfree_count(w) == s->allocCount) {
-        /* Nothing left but what other threads pushed: the span is empty. */
-        int saved_errno = errno;
-        w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
-        list_remove(c, s);
-        gort_unlock(&c->lock);
-        span_collect(s, w);
-        mheap_free(s);
-        errno = saved_errno;
-        return 1;
-    }
-    if (s->inList == inListFull) {
-        __atomic_fetch_and(&s->xfree, ~XFREE_NOTIFY, __ATOMIC_RELAXED);
-        list_remove(c, s);
-        list_push(&c->partial, s, inListPartial);
-    }
-    gort_unlock(&c->lock);
+    parked_settle(c, s, w, 1);
     return 1;
 }
 

@@ -258,6 +258,7 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
     /* Remote freers of an earlier life of this record may still look at
      * these two (mcentral_parkedFree): atomic stores. */
     __atomic_store_n(&s->xfree, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->parkedIn, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->spanclass, sc, __ATOMIC_RELAXED);
     s->sizeclass = spanClass_sizeclass(sc);
     s->sweepgen = 0;

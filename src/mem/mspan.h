@@ -79,6 +79,10 @@ struct mspan {
     uint32_t sweepgen;        /* kept for the collector */
 
     struct mcache *owner;     /* mcache holding it as an alloc span, or NULL */
+    /* spanclass + 1 while parked in that class's mcentral, else 0; written
+     * only under that mcentral's lock, so a thread holding the lock can
+     * trust it even for a record being recycled meanwhile. */
+    uint8_t parkedIn;
     uintptr_t xfree;          /* remote-free stack word (atomic) */
     uint64_t freeSince;       /* free run: nanotime it last gained dirty pages */
 
