@@ -317,30 +317,35 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     errno = saved_errno;
 }
 
+/* The size class of p if p is the start of an object in an in-use
+ * small-object span, else 0 (large, free, interior, or not gort's).  Reads
+ * the arena's dense pageinfo and the packed class records, never the mspan:
+ * the page's class and offset in its span, then Go's reciprocal.  An
+ * address past 48 bits aliases some arena but fails the boundary test. */
+static inline unsigned small_object_class(uintptr_t p)
+{
+    struct heapArena *ha = arena_of_unchecked(p);
+    if (__builtin_expect(ha == NULL, 0))
+        return 0;
+    uint32_t info = arena_pageInfo(ha, p);
+    unsigned cls = info & 0xff;
+    uintptr_t off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
+    struct classinfo ci = class_info[cls];
+    uintptr_t idx = (uintptr_t)(((uint64_t)off * ci.divmagic) >> 32);
+    return idx * ci.size == off && idx < ci.nelems ? cls : 0;
+}
+
 void gort_free(void *ptr)
 {
-    uintptr_t p = (uintptr_t)ptr;
-    struct heapArena *ha = arena_of_unchecked(p);
-    if (__builtin_expect(ha != NULL, 1)) {
-        /* The page's class and offset in its span, then Go's reciprocal:
-         * p must be an object boundary of an in-use small span.  (An
-         * aliased address, a large or free page — info 0 — never passes:
-         * class 0 has no objects.) */
-        uint32_t info = arena_pageInfo(ha, p);
-        unsigned cls = info & 0xff;
-        uintptr_t off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
-        struct classinfo ci = class_info[cls];
-        uintptr_t idx = (uintptr_t)(((uint64_t)off * ci.divmagic) >> 32);
-        struct mcache *c = tls_mcache;
-        struct freelist *fl = &c->free[cls];
-        /* Classes 0 (large) and 1, and a thread's bootstrap cache, have no
-         * room: they take the slow path. */
-        if (__builtin_expect(idx * ci.size == off && idx < ci.nelems &&
-                             fl->room != 0 && ((uintptr_t *)ptr)[1] != c->key, 1)) {
-            freelist_push(fl, ptr, c->key);
-            mcache_count(&fl->nfree, 1);
-            return;
-        }
+    struct mcache *c = tls_mcache;
+    struct freelist *fl = &c->free[small_object_class((uintptr_t)ptr)];
+    /* Class 0 (large, or not an object), class 1 and a thread's bootstrap
+     * cache have no room: they take the slow path, as does an object that
+     * already carries the key (a second free). */
+    if (__builtin_expect(fl->room != 0 && ((uintptr_t *)ptr)[1] != c->key, 1)) {
+        freelist_push(fl, ptr, c->key);
+        mcache_count(&fl->nfree, 1);
+        return;
     }
     free_slow(ptr, "free()");
 }
@@ -377,25 +382,37 @@ void *gort_realloc(void *ptr, size_t size)
         gort_free(ptr);
         return NULL;
     }
-    struct mspan *s = span_of_checked((uintptr_t)ptr, "realloc()");
-    size_t old = usable_size(s);
-    if (s->spanclass != 0) {
+    size_t old;
+    unsigned cls = small_object_class((uintptr_t)ptr);
+    if (cls) {
+        old = class_to_size[cls];
         /* Stay when the new size still fits, would not fit a class at most
          * half as large, and the block is aligned as malloc(size) would be
          * (a 24-byte object may sit at an 8-aligned address). */
-        if (size <= old && (size > old / 2 || size_to_class(size) ==
-                                                  spanClass_sizeclass(s->spanclass)) &&
+        if (size <= old && (size > old / 2 || size_to_class(size) == cls) &&
             (size <= 8 || (uintptr_t)ptr % 16 == 0))
             return ptr;
-    } else if (size > _MaxSmallSize && size <= maxAlloc) {
-        uintptr_t npages = (size + _PageMask) >> _PageShift;
-        uintptr_t oldpages = s->npages;
-        if (mheap_resize(s, npages)) {
-            memstats_large_resized(((int64_t)npages - (int64_t)oldpages) * (int64_t)_PageSize);
-            return ptr;
+    } else {
+        struct mspan *s = span_of_checked((uintptr_t)ptr, "realloc()");
+        old = usable_size(s);
+        if (s->spanclass == 0 && size > _MaxSmallSize && size <= maxAlloc) {
+            uintptr_t npages = (size + _PageMask) >> _PageShift;
+            uintptr_t oldpages = s->npages;
+            if (mheap_resize(s, npages)) {
+                memstats_large_resized(((int64_t)npages - (int64_t)oldpages) *
+                                       (int64_t)_PageSize);
+                return ptr;
+            }
         }
     }
-    void *q = gort_malloc(size);
+    /* A block that grows by small steps (appending to a buffer) grows by at
+     * least a quarter, so the steps do not each pay a copy. */
+    size_t want = size;
+    if (size > old && size < old + old / 4)
+        want = old + old / 4;
+    void *q = gort_malloc(want);
+    if (!q && want != size)
+        q = gort_malloc(size);
     if (!q)
         return NULL;
     memcpy(q, ptr, size < old ? size : old);
