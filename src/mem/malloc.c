@@ -8,42 +8,53 @@
  * layers of caches sit between a request and the operating system:
  *
  *   mcache   one per thread (per P once the scheduler lands).  For each
- *            span class it holds one span and allocates from it without a
- *            lock: the span's allocCache bitmap names the next free object
- *            in one count-trailing-zeros (span_nextFreeFast).
+ *            size class, a bounded list of freed objects (TCMalloc's
+ *            ThreadCache, from which Go's mcache descends); for each span
+ *            class, one span it allocates from without a lock: the span's
+ *            allocCache names free objects by count-trailing-zeros.
  *   mcentral one per span class, locked.  When an mcache's span is spent,
- *            the span goes back here and the mcache takes one that has
+ *            the span is parked here and the mcache takes one that has
  *            free objects, or a fresh one.
  *   mheap    one, locked.  Runs of pages in a segregated free index; it
  *            cuts spans for mcentral and for large objects, merges free
  *            neighbours, grows by 64 MiB arenas, and lets scavenge.c give
  *            pages that stayed free a while back to the OS.
  *
- * A pointer finds its span through the arena index in two loads
- * (arena.h), which is how free learns an object's size and owner.
+ * A pointer is classified through the arena index: the page's pageinfo
+ * word gives its size class and offset in the span (arena.h), which is how
+ * free learns an object's size without touching the span record.
  *
  * The path of a malloc:
- *   1. size <= 1016: size_to_class8 gives the class; the thread's mcache
- *      gives the span; nextFreeFast gives the object.  No lock, no atomic.
- *   2. allocCache spent: mcache_nextFree searches the span's bitmap; at
+ *   1. size <= 32 KiB: size_to_class8/128 gives the class; the object is
+ *      popped from the mcache's list for it.  No lock, no atomic.
+ *   2. the list is empty: it is refilled in one batch from the span's
+ *      allocCache word (mcache_refillList).
+ *   3. allocCache spent: mcache_nextFree searches the span's bitmap; at
  *      the span's end it gathers remote frees and either makes another pass
  *      or trades the span at mcentral (lock) for a partial or fresh one.
- *   3. mcentral has none: mheap_alloc (lock) cuts a span from a free run,
+ *   4. mcentral has none: mheap_alloc (lock) cuts a span from a free run,
  *      growing the heap by an arena if it must (mmap).
- *   4. > 32 KiB: mheap_alloc directly, a span of whole pages.
+ *   5. > 32 KiB: mheap_alloc directly, a span of whole pages.
  *
  * The path of a free (which Go does not have: its collector frees):
- *   1. span_of(p); if the span is the calling thread's own cached span,
- *      clear the object's allocBits bit.  No lock, no atomic.
- *   2. otherwise push the object on the span's xfree stack (one CAS); the
- *      span's next owner collects it.  A span parked in mcentral that
- *      becomes empty this way goes back to mheap at once (mcentral.h).
- *   3. large objects go straight back to mheap (lock), merging with free
- *      neighbours; after scavengedelay the scavenger madvises them away.
+ *   1. small_object_class(p) proves p an object boundary of an in-use
+ *      small span; the object is pushed on the mcache's list for its
+ *      class, word 1 set to the key that catches a second free.  No lock,
+ *      no atomic.
+ *   2. the list is full: half of it goes back to the spans in per-span
+ *      chains (mcache_flushList): bits cleared in the thread's own span,
+ *      under the mcentral lock in a parked span, or pushed on another
+ *      thread's span's xfree stack with one CAS.  A parked span that
+ *      empties goes back to mheap at once (mcentral.h).
+ *   3. 8-byte objects have no room for the key and free into the bitmap
+ *      directly; large objects go straight back to mheap (lock), merging
+ *      with free neighbours; after scavengedelay the scavenger madvises
+ *      them away.
  *
  * Invalid frees are caught where Go's structures make it cheap: a pointer
  * outside the heap, inside a free run, not at an object boundary, or whose
- * allocBits bit is already clear aborts with glibc-style messages.
+ * object is already free (allocBits bit clear, or the list key in word 1)
+ * aborts with glibc-style messages.
  *
  * Everything here is also exported under the libc names (bottom of file)
  * unless GORT_NO_LIBC_NAMES is defined (sanitizer builds, where the

@@ -10,7 +10,9 @@
  * the next free object is one count-trailing-zeros away (nextFreeFast).
  *
  * Go frees objects only by sweeping; C frees them one by one, and gort
- * keeps Go's bitmap as the single truth for both:
+ * keeps Go's bitmap as the single truth for both.  (Most frees first land
+ * on the mcache's object lists, mcache.h; these are the ways objects come
+ * back to their span, from there or directly:)
  *   - a free by the thread whose mcache holds the span clears the object's
  *     bit directly (no lock, no atomic read-modify-write); the slot is found
  *     again when allocation next passes over it;
