@@ -61,7 +61,6 @@ struct mspan *mcentral_cacheSpan(struct mcentral *c, struct mcache *owner)
         span_nextFreeIndex(s);
         return s;
     }
-    c->nfresh++;
     gort_unlock(&c->lock);
 
     s = mheap_alloc(class_to_allocnpages[spanClass_sizeclass(c->spanclass)], 0,

@@ -32,7 +32,6 @@ struct mcentral {
     spanClass spanclass;
     struct mspan *partial;     /* parked spans with free objects */
     struct mspan *full;        /* parked spans without */
-    uint64_t nfresh;           /* spans taken from mheap */
 } __attribute__((aligned(64)));
 
 extern struct mcentral mcentrals[numSpanClasses];

@@ -296,7 +296,7 @@ void mheap_free(struct mspan *s)
     s->inList = inListNone;
     mheap_insert_free(s);
     gort_unlock(&mheap_.lock);
-    mheap_note_free();
+    scavenge_kick();
 }
 
 int mheap_resize(struct mspan *s, uintptr_t npages)
@@ -339,11 +339,6 @@ int mheap_resize(struct mspan *s, uintptr_t npages)
     }
     gort_unlock(&mheap_.lock);
     return ok;
-}
-
-void mheap_note_free(void)
-{
-    scavenge_kick();
 }
 
 void mheap_lock_all(void)

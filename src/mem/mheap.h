@@ -76,9 +76,6 @@ void mheap_index_remove(struct mspan *s);
 /* Puts a free run back (lock held), merging it with free neighbours. */
 void mheap_insert_free(struct mspan *s);
 
-/* Called on the heap's slow paths: lets the scavenger know. */
-void mheap_note_free(void);
-
 /* Fork support: the child re-initialises the lock. */
 void mheap_lock_all(void);
 void mheap_unlock_all(void);
