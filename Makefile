@@ -41,8 +41,11 @@ endif
 LIBFLAGS  += $(SAN)
 TESTFLAGS += $(SAN)
 
+ARCH    := $(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 LIB_SRC := $(sort $(wildcard src/*/*.c))
-LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+LIB_ASM := src/sched/asm_$(ARCH).S
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
+           $(patsubst src/%.S,$(BUILD)/obj/%.o,$(LIB_ASM))
 LIB_HDR := $(wildcard src/*/*.h) include/gort.h
 
 TEST_SRC  := $(sort $(wildcard tests/*.c))
@@ -62,6 +65,11 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HDR) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
 	@$(CC) $(LIBFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.S Makefile
+	@mkdir -p $(dir $@)
+	@echo "  AS    $<"
+	@$(CC) $(filter-out -fsanitize=%,$(LIBFLAGS)) -c $< -o $@
 
 $(BUILD)/libgort.so: $(LIB_OBJ)
 	@echo "  LD    $@"

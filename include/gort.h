@@ -40,6 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/socket.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -105,6 +108,10 @@ struct gort_memstats {
     uint64_t heap_released;  /* HeapReleased: idle bytes given back to the OS */
     uint64_t heap_objects;   /* HeapObjects: live objects */
 
+    /* Goroutine stacks (taken from the heap's pages, counted apart). */
+    uint64_t stack_inuse;    /* StackInuse: bytes in stack spans */
+    uint64_t stack_sys;      /* StackSys: bytes of stack memory from the OS */
+
     /* The allocator's own metadata (never from malloc). */
     uint64_t mspan_inuse;    /* MSpanInuse: bytes of mspan structures in use */
     uint64_t mspan_sys;      /* MSpanSys: bytes reserved for mspan structures */
@@ -126,6 +133,178 @@ struct gort_memstats {
 /* Fills *out with a consistent-enough snapshot (counters of other threads
  * are read without stopping them, so they may lag by in-flight calls). */
 GORT_API void gort_memstats(struct gort_memstats *out);
+
+
+/* ==== Goroutines: Go's GMP scheduler ======================================
+ *
+ * A program hands its main function to gort_main, which starts the runtime
+ * in Go's order (osinit, schedinit, the main goroutine, mstart) and runs it
+ * as goroutine 1 on GOMAXPROCS Ps; when it returns, the process exits with
+ * its status and every other goroutine is abandoned, as in Go.  The calls
+ * below that block (channel operations, sleeps, locks, I/O) must be made from
+ * a goroutine: from a plain thread they fail with a clear fatal error.
+ *
+ * Goroutine stacks are fixed in size (GODEBUG=stacksize=N bytes, default
+ * 64 KiB; C cannot move a stack to grow it), lazily touched, and guarded:
+ * an overflow stops the program with "fatal error: stack overflow".
+ */
+
+typedef void (*gort_func)(void *arg);
+
+/* Runs main_fn(argc, argv) as the main goroutine and exits the process with
+ * its return value (never returns). */
+GORT_API __attribute__((noreturn)) int gort_main(int (*main_fn)(int, char **), int argc, char **argv);
+/* go fn(arg): starts a goroutine.  Aborts if memory runs out, like Go. */
+GORT_API void gort_go(gort_func fn, void *arg);
+/* runtime.Gosched: lets other goroutines run. */
+GORT_API void gort_yield(void);
+/* runtime.Goexit: ends the calling goroutine. */
+GORT_API __attribute__((noreturn)) void gort_goexit(void);
+/* runtime.GOMAXPROCS(0): the number of Ps (fixed at start-up from the
+ * GOMAXPROCS environment variable, else the usable CPUs). */
+GORT_API int gort_gomaxprocs(void);
+/* runtime.NumGoroutine. */
+GORT_API int gort_numgoroutine(void);
+/* The calling goroutine's id (1 for main), 0 outside a goroutine. */
+GORT_API int64_t gort_goid(void);
+/* runtime.LockOSThread / UnlockOSThread (nesting counted). */
+GORT_API void gort_lock_os_thread(void);
+GORT_API void gort_unlock_os_thread(void);
+/* Wrap a system call (or any C call) that may block for long:
+ * gort_syscall_enter() lets another thread take the P so other goroutines
+ * keep running; gort_syscall_exit() gets a P back before returning
+ * (runtime.entersyscall / exitsyscall). */
+GORT_API void gort_syscall_enter(void);
+GORT_API void gort_syscall_exit(void);
+
+/* ---- Channels (Go's chan) ------------------------------------------------ */
+
+typedef struct hchan gort_chan;
+
+/* make(chan T, cap) with sizeof(T) == elemsize (0 allowed). */
+GORT_API gort_chan *gort_chan_make(size_t elemsize, size_t cap);
+/* Frees a channel nobody uses any more (Go's GC does this); aborts if
+ * goroutines still wait on it.  A channel from gort_after or a timer is
+ * freed with the timer. */
+GORT_API void gort_chan_free(gort_chan *c);
+/* c <- *elem.  Sending on a closed channel is fatal ("send on closed
+ * channel"); on NULL, blocks for ever. */
+GORT_API void gort_chan_send(gort_chan *c, const void *elem);
+/* *elem, ok = <-c (elem may be NULL).  Returns ok: false when the channel
+ * is closed and drained, and *elem is then zeroed. */
+GORT_API bool gort_chan_recv(gort_chan *c, void *elem);
+/* select { case c <- *elem: return true; default: return false } */
+GORT_API bool gort_chan_trysend(gort_chan *c, const void *elem);
+/* select { case *elem, *ok = <-c: return true; default: return false }
+ * (ok may be NULL). */
+GORT_API bool gort_chan_tryrecv(gort_chan *c, void *elem, bool *ok);
+/* close(c): closing twice or a NULL channel is fatal. */
+GORT_API void gort_chan_close(gort_chan *c);
+GORT_API size_t gort_chan_len(gort_chan *c);
+GORT_API size_t gort_chan_cap(gort_chan *c);
+
+/* ---- select -------------------------------------------------------------- */
+
+enum { GORT_SEND = 1, GORT_RECV = 2 };
+
+typedef struct gort_select_case {
+    gort_chan *c;      /* NULL: the case is never ready (a nil channel) */
+    int dir;           /* GORT_SEND or GORT_RECV */
+    void *elem;        /* the value to send, or where to receive (may be NULL) */
+    bool ok;           /* set for the chosen receive: false if closed */
+} gort_select_case;
+
+/* select over n cases: returns the index of the case that ran, chosen
+ * uniformly at random among the ready ones.  With block false this is a
+ * select with a default case and returns -1 when none is ready; with block
+ * true and no cases it blocks for ever (select {}). */
+GORT_API int gort_select(gort_select_case *cases, int n, bool block);
+
+/* ---- Time ---------------------------------------------------------------- */
+
+/* Monotonic nanoseconds. */
+GORT_API int64_t gort_nanotime(void);
+/* time.Sleep(ns). */
+GORT_API void gort_sleep(int64_t ns);
+
+typedef struct gort_timer gort_timer;
+/* time.NewTimer(ns): t's channel (gort_timer_chan) receives an int64_t,
+ * the gort_nanotime at which it fired, once. */
+GORT_API gort_timer *gort_timer_new(int64_t ns);
+/* time.NewTicker(ns): fires every ns (ns > 0); drops ticks a slow receiver
+ * misses, as Go's does. */
+GORT_API gort_timer *gort_ticker_new(int64_t ns);
+GORT_API gort_chan *gort_timer_chan(gort_timer *t);
+/* Timer.Stop: true if the call stopped a pending timer. */
+GORT_API bool gort_timer_stop(gort_timer *t);
+/* Timer.Reset(ns) / Ticker.Reset(ns): true if the timer had been pending. */
+GORT_API bool gort_timer_reset(gort_timer *t, int64_t ns);
+/* Stops t and frees it with its channel. */
+GORT_API void gort_timer_free(gort_timer *t);
+/* time.After(ns): a timer's channel.  Free it with gort_chan_free when done
+ * (fired or not): that stops and frees the timer too. */
+GORT_API gort_chan *gort_after(int64_t ns);
+/* time.AfterFunc(ns, fn): runs fn(arg) on its own goroutine after ns. */
+GORT_API gort_timer *gort_after_func(int64_t ns, gort_func fn, void *arg);
+
+/* ---- sync ---------------------------------------------------------------- */
+
+/* sync.Mutex, with Go's normal and starvation modes.  Zero is unlocked. */
+typedef struct gort_mutex { int32_t state; uint32_t sema; } gort_mutex;
+#define GORT_MUTEX_INIT {0, 0}
+GORT_API void gort_mutex_lock(gort_mutex *m);
+GORT_API bool gort_mutex_trylock(gort_mutex *m);
+GORT_API void gort_mutex_unlock(gort_mutex *m);   /* fatal if unlocked */
+
+/* sync.RWMutex.  Zero is unlocked. */
+typedef struct gort_rwmutex {
+    gort_mutex w;
+    uint32_t writerSem, readerSem;
+    int32_t readerCount, readerWait;
+} gort_rwmutex;
+#define GORT_RWMUTEX_INIT {GORT_MUTEX_INIT, 0, 0, 0, 0}
+GORT_API void gort_rwmutex_lock(gort_rwmutex *rw);
+GORT_API void gort_rwmutex_unlock(gort_rwmutex *rw);
+GORT_API void gort_rwmutex_rlock(gort_rwmutex *rw);
+GORT_API void gort_rwmutex_runlock(gort_rwmutex *rw);
+
+/* sync.WaitGroup.  Zero is ready. */
+typedef struct gort_waitgroup { uint64_t state; uint32_t sema; } gort_waitgroup;
+#define GORT_WAITGROUP_INIT {0, 0}
+GORT_API void gort_waitgroup_add(gort_waitgroup *wg, int delta); /* fatal below 0 */
+GORT_API void gort_waitgroup_done(gort_waitgroup *wg);
+GORT_API void gort_waitgroup_wait(gort_waitgroup *wg);
+
+/* sync.Once. */
+typedef struct gort_once { uint32_t done; gort_mutex m; } gort_once;
+#define GORT_ONCE_INIT {0, GORT_MUTEX_INIT}
+GORT_API void gort_once_do(gort_once *o, gort_func fn, void *arg);
+
+/* sync.Cond with L = a gort_mutex.  Zero is ready. */
+typedef struct gort_cond {
+    uint32_t wait, notify;        /* ticket numbers (Go's notifyList) */
+    void *head, *tail;            /* sleeping waiters; their lock is hashed */
+} gort_cond;
+#define GORT_COND_INIT {0, 0, 0, 0}
+GORT_API void gort_cond_wait(gort_cond *c, gort_mutex *m);
+GORT_API void gort_cond_signal(gort_cond *c);
+GORT_API void gort_cond_broadcast(gort_cond *c);
+
+/* ---- Goroutine-aware I/O (the netpoller) --------------------------------- */
+
+/* Each call blocks only the calling goroutine: the fd is made non-blocking
+ * and registered with the netpoller (epoll, edge-triggered) on first use.
+ * Errors are -1 with errno, as the system calls'; a passed deadline gives
+ * ETIMEDOUT. */
+GORT_API ssize_t gort_read(int fd, void *buf, size_t n);
+GORT_API ssize_t gort_write(int fd, const void *buf, size_t n);   /* writes all n unless an error */
+GORT_API int gort_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+GORT_API int gort_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+/* SetReadDeadline / SetWriteDeadline: absolute gort_nanotime values, 0 for
+ * none.  A goroutine blocked on fd wakes with ETIMEDOUT when it passes. */
+GORT_API int gort_fd_set_deadline(int fd, int64_t read_deadline, int64_t write_deadline);
+/* Unregisters fd (waking its waiters with EBADF) and closes it. */
+GORT_API int gort_close(int fd);
 
 #ifdef __cplusplus
 }

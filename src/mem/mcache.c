@@ -20,8 +20,8 @@ struct mcache mcache_exited = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspa
 struct mcache *allmcaches;
 struct mcache *mcache_shared;
 
-static gort_mutex mcaches_lock;     /* allmcaches, the free list, cachealloc */
-static gort_mutex shared_lock;      /* mcache_shared */
+static rtmutex mcaches_lock;     /* allmcaches, the free list, cachealloc */
+static rtmutex shared_lock;      /* mcache_shared */
 static struct mcache *freemcaches;
 static pthread_key_t mcache_key;
 static int key_ready;
@@ -128,6 +128,17 @@ static void mcache_threadExit(void *arg)
     mcache_recycle(c);
 }
 
+struct mcache *mcache_alloc(void)
+{
+    return mcache_new();
+}
+
+void mcache_free(struct mcache *c)
+{
+    mcache_releaseAll(c);
+    mcache_recycle(c);
+}
+
 void mcache_init(void)
 {
     fixalloc_init(&mheap_.cachealloc, sizeof(struct mcache));
@@ -138,7 +149,7 @@ void mcache_init(void)
  * past the first 32 in a calloc'd block). */
 static void mcache_initKey(void)
 {
-    static gort_mutex keylock;
+    static rtmutex keylock;
     gort_lock(&keylock);
     if (!key_ready) {
         if (pthread_key_create(&mcache_key, mcache_threadExit) != 0)

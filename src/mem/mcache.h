@@ -63,6 +63,11 @@ extern struct mcache *allmcaches;           /* list head, for statistics */
 
 void mcache_init(void);
 
+/* A P's mcache (the scheduler's): a fresh real mcache not tied to any
+ * thread; mcache_free hands its contents back and recycles it. */
+struct mcache *mcache_alloc(void);
+void mcache_free(struct mcache *c);
+
 /* Pushes obj (a small object of class >= 2, free to take) on list fl of
  * an mcache whose key is key; the caller checked fl->room. */
 static inline void freelist_push(struct freelist *fl, void *obj, uintptr_t key)

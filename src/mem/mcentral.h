@@ -28,7 +28,7 @@
 struct mcache;
 
 struct mcentral {
-    gort_mutex lock;
+    rtmutex lock;
     spanClass spanclass;
     struct mspan *partial;     /* parked spans with free objects */
     struct mspan *full;        /* parked spans without */

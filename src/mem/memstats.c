@@ -66,7 +66,10 @@ void gort_memstats(struct gort_memstats *m)
     m->alloc = m->heap_alloc;
     m->heap_objects = m->mallocs - m->frees;
 
-    m->heap_sys = rd(&mheap_.pagesSys) << _PageShift;
+    /* Goroutine stacks come from the heap's pages but count apart. */
+    m->stack_inuse = rd(&mheap_.pagesManual) << _PageShift;
+    m->stack_sys = m->stack_inuse;
+    m->heap_sys = (rd(&mheap_.pagesSys) << _PageShift) - m->stack_inuse;
     m->heap_inuse = rd(&mheap_.pagesInUse) << _PageShift;
     m->heap_idle = m->heap_sys - m->heap_inuse;
     m->heap_released = rd(&mheap_.pagesReleased) << _PageShift;
@@ -76,7 +79,7 @@ void gort_memstats(struct gort_memstats *m)
     m->mcache_sys = rd(&mheap_.cachealloc.sys);
     m->other_sys = rd(&arena_metadata_sys) + sizeof mcentrals;
     m->num_released = rd(&scavenge_nreleased);
-    m->sys = m->heap_sys + m->mspan_sys + m->mcache_sys + m->other_sys;
+    m->sys = m->heap_sys + m->stack_sys + m->mspan_sys + m->mcache_sys + m->other_sys;
 }
 
 struct mallinfo2 gort_mallinfo2(void)

@@ -220,7 +220,10 @@ static void carve(struct mspan *s, uintptr_t npages, uintptr_t align)
     split_front(s, npages);
 }
 
-struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
+/* The work of mheap_alloc; manual: a span for stacks (mSpanManual),
+ * counted as StackInuse rather than heap. */
+static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClass sc,
+                                     int manual)
 {
     uintptr_t want = npages;
     if (align > _PageSize) {
@@ -249,9 +252,9 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
     s->needzero = released != npages || !scavenge_releases_zero();
     heap_stat(&mheap_.pagesReleased, -(int64_t)(released));
     heap_stat(&mheap_.pagesFree, -(int64_t)(npages));
-    heap_stat(&mheap_.pagesInUse, (int64_t)(npages));
+    heap_stat(manual ? &mheap_.pagesManual : &mheap_.pagesInUse, (int64_t)(npages));
 
-    s->state = mSpanInUse;
+    s->state = manual ? mSpanManual : mSpanInUse;
     s->inList = inListNone;
     s->scavenged = 0;
     s->owner = NULL;
@@ -263,7 +266,8 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
     s->sizeclass = spanClass_sizeclass(sc);
     s->sweepgen = 0;
     if (sc == 0) {
-        heap_stat(&mheap_.largeInUse, (int64_t)(npages));
+        if (!manual)
+            heap_stat(&mheap_.largeInUse, (int64_t)(npages));
         s->nelems = 1;
         s->elemsize = 0;   /* a large object's size is npages pages */
     }
@@ -274,13 +278,28 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
     return s;
 }
 
+struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
+{
+    return mheap_allocSpan(npages, align, sc, 0);
+}
+
+struct mspan *mheap_allocManual(uintptr_t npages)
+{
+    return mheap_allocSpan(npages, 0, 0, 1);
+}
+
 void mheap_free(struct mspan *s)
 {
     uint64_t now = os_nanotime();
     gort_lock(&mheap_.lock);
-    if (s->state != mSpanInUse)
+    if (s->state == mSpanManual) {
+        heap_stat(&mheap_.pagesManual, -(int64_t)(s->npages));
+        heap_stat(&mheap_.largeInUse, (int64_t)(s->npages));   /* undone below */
+    } else if (s->state != mSpanInUse) {
         throw_ptr("free(): double free detected", s->startAddr);
-    heap_stat(&mheap_.pagesInUse, -(int64_t)(s->npages));
+    } else {
+        heap_stat(&mheap_.pagesInUse, -(int64_t)(s->npages));
+    }
     heap_stat(&mheap_.pagesFree, (int64_t)(s->npages));
     if (s->spanclass == 0)
         heap_stat(&mheap_.largeInUse, -(int64_t)(s->npages));

@@ -28,7 +28,7 @@
 #define HEAP_SL_COUNT (1 << HEAP_SL_LOG)
 
 struct mheap {
-    gort_mutex lock;
+    rtmutex lock;
     struct fixalloc spanalloc;          /* mspan records */
     struct fixalloc cachealloc;         /* mcache records */
 
@@ -43,6 +43,7 @@ struct mheap {
     uint64_t pagesFree;     /* pages in free runs (incl. being scavenged) */
     uint64_t freeRuns;      /* free runs in the index */
     uint64_t largeInUse;    /* pages of large-object spans */
+    uint64_t pagesManual;   /* pages in mSpanManual spans (goroutine stacks) */
 };
 
 extern struct mheap mheap_;
@@ -63,7 +64,11 @@ void mheap_init(void);
  * hold old data. */
 struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc);
 
-/* Returns an in-use span's pages to the heap. */
+/* A span of npages for its caller to manage (goroutine stacks): state
+ * mSpanManual, which free() and realloc() reject, counted as StackInuse. */
+struct mspan *mheap_allocManual(uintptr_t npages);
+
+/* Returns an in-use or manual span's pages to the heap. */
 void mheap_free(struct mspan *s);
 
 /* Grows or shrinks an in-use large span in place to npages: shrinking

@@ -39,6 +39,7 @@ enum {
     mSpanInUse = 1,       /* holds objects */
     mSpanFree = 2,        /* free pages in the page heap */
     mSpanScavenging = 3,  /* free pages being given back, out of the heap's index */
+    mSpanManual = 4,      /* managed by its user (goroutine stacks), not by malloc */
 };
 
 /* Which list a span is on (so it can be unlinked in O(1)). */
@@ -87,6 +88,7 @@ struct mspan {
     uint8_t parkedIn;
     uintptr_t xfree;          /* remote-free stack word (atomic) */
     uint64_t freeSince;       /* free run: nanotime it last gained dirty pages */
+    void *manualFreeList;     /* mSpanManual: free stacks in the span (stack.c) */
 
     uint64_t allocBits[_MaxSpanElems / 64];
 };

@@ -1,5 +1,5 @@
 /*
- * lock.c — the contended half of gort_mutex (see lock.h).
+ * lock.c — the contended half of rtmutex (see lock.h).
  */
 #include "os/lock.h"
 #include "os/os.h"
@@ -13,7 +13,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-void gort_lock_slow(gort_mutex *m)
+void gort_lock_slow(rtmutex *m)
 {
     /* Spin a little first: the allocator's critical sections are short. */
     for (int i = 0; i < 100; i++) {
@@ -29,7 +29,7 @@ void gort_lock_slow(gort_mutex *m)
         os_futex_wait(&m->state, 2, -1);
 }
 
-void gort_unlock_slow(gort_mutex *m)
+void gort_unlock_slow(rtmutex *m)
 {
     os_futex_wake(&m->state, 1);
 }

@@ -11,16 +11,16 @@
 
 #include <stdint.h>
 
-typedef struct gort_mutex {
+typedef struct rtmutex {
     uint32_t state;
-} gort_mutex;
+} rtmutex;
 
-#define GORT_MUTEX_INIT {0}
+#define RTMUTEX_INIT {0}
 
-void gort_lock_slow(gort_mutex *m);
-void gort_unlock_slow(gort_mutex *m);
+void gort_lock_slow(rtmutex *m);
+void gort_unlock_slow(rtmutex *m);
 
-static inline void gort_lock(gort_mutex *m)
+static inline void gort_lock(rtmutex *m)
 {
     uint32_t expected = 0;
     if (!__atomic_compare_exchange_n(&m->state, &expected, 1, 0,
@@ -28,7 +28,7 @@ static inline void gort_lock(gort_mutex *m)
         gort_lock_slow(m);
 }
 
-static inline void gort_unlock(gort_mutex *m)
+static inline void gort_unlock(rtmutex *m)
 {
     if (__atomic_exchange_n(&m->state, 0, __ATOMIC_RELEASE) == 2)
         gort_unlock_slow(m);
@@ -36,7 +36,7 @@ static inline void gort_unlock(gort_mutex *m)
 
 /* After fork the child is single-threaded: a lock held by the parent's
  * other threads (or by the atfork prepare handler) is simply reset. */
-static inline void gort_lock_reinit(gort_mutex *m)
+static inline void gort_lock_reinit(rtmutex *m)
 {
     m->state = 0;
 }

@@ -41,4 +41,9 @@ void os_write_stderr(const char *s, size_t n);
 /* The OS page size (4096 on x86-64). */
 size_t os_pagesize(void);
 
+/* CPUs this process may use: its affinity mask, capped by a cgroup CPU
+ * quota rounded up (containers). */
+int os_ncpu(void);
+int os_gettid(void);
+
 #endif

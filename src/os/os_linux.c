@@ -6,7 +6,10 @@
  * which is the "committed lazily" half of Go's sysReserve/sysMap split
  * without a second system call per arena.
  */
+#define _GNU_SOURCE 1
 #include "os/os.h"
+#include <fcntl.h>
+#include <sched.h>
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -83,4 +86,73 @@ size_t os_pagesize(void)
     if (pagesize == 0)
         pagesize = (size_t)sysconf(_SC_PAGESIZE);
     return pagesize;
+}
+
+/* ---- CPUs ------------------------------------------------------------- */
+
+/* Reads a small file into buf (NUL-terminated); returns its length or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = read(fd, buf, n - 1);
+    close(fd);
+    if (r < 0)
+        return -1;
+    buf[r] = 0;
+    return r;
+}
+
+static int64_t parse_i64(const char **s)
+{
+    int64_t v = 0;
+    while (**s == ' ')
+        (*s)++;
+    if (**s < '0' || **s > '9')
+        return -1;
+    while (**s >= '0' && **s <= '9')
+        v = v * 10 + (*(*s)++ - '0');
+    return v;
+}
+
+/* The CPU limit a cgroup quota imposes, rounded up; 0 when unlimited.
+ * cgroup v2 writes "quota period" (or "max period") to cpu.max; v1 has
+ * cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us. */
+static int cgroup_cpu_limit(void)
+{
+    char buf[128];
+    int64_t quota = -1, period = -1;
+    if (read_small("/sys/fs/cgroup/cpu.max", buf, sizeof buf) > 0) {
+        const char *s = buf;
+        quota = parse_i64(&s);     /* -1 for "max" */
+        period = parse_i64(&s);
+    } else if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", buf, sizeof buf) > 0) {
+        const char *s = buf;
+        quota = parse_i64(&s);     /* "-1" parses as -1 */
+        if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", buf, sizeof buf) > 0) {
+            s = buf;
+            period = parse_i64(&s);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (int)((quota + period - 1) / period);
+}
+
+int os_ncpu(void)
+{
+    cpu_set_t set;
+    int n = 1;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    int limit = cgroup_cpu_limit();
+    if (limit > 0 && limit < n)
+        n = limit;
+    return n > 0 ? n : 1;
+}
+
+int os_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
 }

@@ -12,6 +12,11 @@ struct godebug debug = {
     .scavengedelay = 1000 * 1000000LL,
     .scavenger = 1,
     .memstats = 0,
+    .stacksize = 0,
+    .stackguard = 0,
+    .schedtrace = 0,
+    .scheddetail = 0,
+    .asyncpreempt = 0,
 };
 
 struct knob {
@@ -27,7 +32,14 @@ static const struct knob knobs[] = {
     {"scavengedelay", 0, 3600 * 1000LL, 1000000, &debug.scavengedelay, 0},
     {"scavenger", 0, 1, 1, &debug.scavenger, 1},
     {"memstats", 0, 1, 1, &debug.memstats, 1},
+    {"stacksize", 16384, (int64_t)1 << 30, 1, &debug.stacksize, 0},
+    {"schedtrace", 0, 3600 * 1000LL, 1, &debug.schedtrace, 0},
+    {"scheddetail", 0, 1, 1, &debug.scheddetail, 1},
+    {"asyncpreempt", 0, 1, 1, &debug.asyncpreempt, 1},
 };
+
+/* Settings whose value is a word. */
+static const char *const stackguard_names[] = {"madvise", "canary", "mprotect"};
 
 /* Parses a decimal in [s, e); returns 0 on any junk or overflow. */
 static int parse_int(const char *s, const char *e, int64_t *out)
@@ -62,6 +74,16 @@ static void apply(const char *item, const char *end)
     if (!eq)
         return;
     size_t namelen = (size_t)(eq - item);
+    if (namelen == 10 && memcmp(item, "stackguard", 10) == 0) {
+        size_t vlen = (size_t)(end - eq - 1);
+        for (int i = 0; i < 3; i++)
+            if (strlen(stackguard_names[i]) == vlen && memcmp(stackguard_names[i], eq + 1, vlen) == 0) {
+                debug.stackguard = i;
+                return;
+            }
+        report_bad(item, end);
+        return;
+    }
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
         const struct knob *k = &knobs[i];
         if (strlen(k->name) != namelen || memcmp(k->name, item, namelen) != 0)

@@ -14,6 +14,11 @@ struct godebug {
     int64_t scavengedelay;   /* ns a free page waits before release (1 s) */
     int scavenger;           /* 1: background release thread (default) */
     int memstats;            /* 1: print memory statistics at exit */
+    int64_t stacksize;       /* goroutine stack bytes (0: default 64 KiB) */
+    int stackguard;          /* 0 madvise, 1 canary, 2 mprotect (stack.h) */
+    int64_t schedtrace;      /* ms between scheduler trace lines (0: off) */
+    int scheddetail;         /* 1: per-P, per-M and per-G detail in the trace */
+    int asyncpreempt;        /* 1: preempt long-running goroutines by signal */
 };
 
 extern struct godebug debug;

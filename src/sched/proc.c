@@ -1,0 +1,1920 @@
+/*
+ * proc.c — Go's GMP scheduler for C.
+ *
+ * Goroutines (G) run on threads (M) that hold one of GOMAXPROCS processors
+ * (P).  The design and the names are Go's (proc.go); what follows is how
+ * gort arranges it and why.
+ *
+ * Finding work.  Each P has a 256-slot lock-free ring of runnable Gs plus a
+ * runnext slot: a G readied by the running one (a channel partner, a new
+ * goroutine) goes to runnext and runs next on the same P, inheriting the
+ * time slice, so a producer/consumer pair ping-pongs on one P without
+ * touching another thread.  An overflowing ring moves half of itself to the
+ * global queue, which every P checks once per 61 schedules so nothing
+ * starves.  A P with nothing to run steals half of another P's ring (the
+ * victims visited in random order, four rounds, runnext only on the last),
+ * then polls the network, then gives up its P and parks its M on a futex.
+ *
+ * Waking threads without a herd.  Making work runnable calls wakep(), which
+ * starts an M only if a P is idle and no M is already spinning (looking for
+ * work).  A spinning M that finds work wakes the next one (resetspinning),
+ * so work fans out one thread at a time; an M that stops spinning rechecks
+ * every queue after publishing itself idle, so a wake-up is never lost.
+ *
+ * Switching.  gogo (asm_*.S) saves callee-saved registers on the stack and
+ * swaps stack pointers: a switch costs a few nanoseconds and no system call.
+ * A G that blocks or yields switches straight to the next G of its P when
+ * one is queued, without passing through the scheduler's own context (g0):
+ * one switch instead of two.  What must happen only once the old G is off
+ * its stack (releasing the lock that guards its wait, putting a yielded G
+ * back on a queue, freeing a dead G) is recorded in the M (switchop) and
+ * done by whoever runs next (afterswitch).  Everything that may sleep
+ * (stopping the M, handing the P over) runs on g0.
+ *
+ * System calls.  gort_syscall_enter leaves the P in _Psyscall, still
+ * attached; gort_syscall_exit takes it back with one CAS if nobody took it.
+ * sysmon (a thread without a P) retakes a P that has sat in a system call
+ * for a tick while work waits, and hands it to another M.  It also flags a
+ * G that has run for more than 10 ms without yielding; the flag is honoured
+ * at its next call into gort (preemptcheck), or by a signal with
+ * GODEBUG=asyncpreempt=1 (signal.c).
+ *
+ * Memory.  Each P owns an mcache: a goroutine allocates from its P's cache
+ * with no lock, exactly as Go does; an M without a P (in a system call,
+ * idle) uses its thread's own.  Stacks come from gort's heap (stack.c) and
+ * are given to a G only when it first runs, so a burst of new goroutines
+ * that run one after another reuses a few warm stacks.
+ */
+#define _GNU_SOURCE 1
+#include "sched/runtime2.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "gort.h"
+#include "mem/mcache.h"
+#include "os/os.h"
+#include "runtime/godebug.h"
+#include "runtime/print.h"
+#include "sched/preempt.h"
+#include "sched/stack.h"
+
+struct schedt sched;
+struct p **allp;
+int32_t gomaxprocs;
+struct m *allm;
+struct m m0;
+struct g g0_m0;
+int64_t runtimeInitTime;
+__thread struct g *g_tls __attribute__((tls_model("initial-exec")));
+
+static bool runtimeStarted;
+static uint32_t mainStarted;           /* atomic */
+static int32_t ncpu;
+static int64_t goroutineCount;         /* atomic: live user goroutines */
+static uint64_t goidgen;               /* atomic */
+static int32_t mcount;                 /* Ms made, under sched.lock */
+
+/* Every G ever made, for dumps (Gs are recycled, never freed, as in Go). */
+static rtmutex allglock;
+static struct g **allgs;
+static size_t allglen, allgcap;
+
+const char *const waitReasonStrings[waitReasonCount] = {
+    [waitReasonZero] = "",
+    [waitReasonChanReceiveNilChan] = "chan receive (nil chan)",
+    [waitReasonChanSendNilChan] = "chan send (nil chan)",
+    [waitReasonSelectNoCases] = "select (no cases)",
+    [waitReasonSelect] = "select",
+    [waitReasonChanReceive] = "chan receive",
+    [waitReasonChanSend] = "chan send",
+    [waitReasonSleep] = "sleep",
+    [waitReasonIOWait] = "IO wait",
+    [waitReasonSemacquire] = "semacquire",
+    [waitReasonSyncCondWait] = "sync.Cond.Wait",
+    [waitReasonSyncMutexLock] = "sync.Mutex.Lock",
+    [waitReasonSyncRWMutexRLock] = "sync.RWMutex.RLock",
+    [waitReasonSyncRWMutexLock] = "sync.RWMutex.Lock",
+    [waitReasonTimerGoroutineIdle] = "timer goroutine (idle)",
+    [waitReasonPreempted] = "preempted",
+    [waitReasonLockOSThread] = "locked to thread",
+};
+
+/* What the next context does with the G a switch left (m->switchop). */
+enum {
+    switchNone,
+    switchPark,          /* run waitunlockf; undo the park if it says so */
+    switchDead,          /* put the dead G on the free list */
+    switchYieldLocal,    /* runnable again: back of this P's queue */
+    switchYieldGlobal,   /* runnable again: global queue (preempted) */
+    switchExitSyscall,   /* g0 only: find a P for the G or queue it */
+};
+
+static void schedule(void);
+static void execute(struct g *gp, bool inheritTime);
+static void stopm(void);
+static void startm(struct p *pp, bool spinning);
+static void handoffp(struct p *pp);
+static void checkdead(void);
+static void newm(void (*fn)(void), struct p *pp, bool spinning);
+static void sysmon(void);
+
+#if !defined(__x86_64__)
+__attribute__((noinline)) struct g *getg_slow(void)
+{
+    __asm__ volatile("" ::: "memory");
+    return g_tls;
+}
+#endif
+
+/* Like getg, setg must not reuse a thread-local address computed before a
+ * switch. */
+static inline void setg(struct g *gp)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("movq g_tls@gottpoff(%%rip), %%rax\n\tmovq %0, %%fs:(%%rax)"
+                     : : "r"(gp) : "rax", "memory");
+#else
+    __asm__ volatile("" ::: "memory");
+    g_tls = gp;
+    __asm__ volatile("" ::: "memory");
+#endif
+}
+
+int64_t nanotime(void)
+{
+    return (int64_t)os_nanotime();
+}
+
+/* ---- Random numbers (wyrand, per thread) -------------------------------- */
+
+static __thread uint64_t fastrand_state;
+
+uint32_t fastrand(void)
+{
+    uint64_t s = fastrand_state;
+    if (__builtin_expect(s == 0, 0))
+        s = (uint64_t)os_nanotime() ^ ((uint64_t)(uintptr_t)&fastrand_state << 16) ^ 1;
+    s += 0xa0761d6478bd642fULL;
+    fastrand_state = s;
+    __uint128_t t = (__uint128_t)s * (s ^ 0xe7037ed1a0b428dbULL);
+    return (uint32_t)((uint64_t)(t >> 64) ^ (uint64_t)t);
+}
+
+/* ---- Notes: one-shot futex events for parking Ms ------------------------- */
+
+static void notesleep(uint32_t *n)
+{
+    while (__atomic_load_n(n, __ATOMIC_ACQUIRE) == 0)
+        os_futex_wait(n, 0, -1);
+}
+
+static void notewakeup(uint32_t *n)
+{
+    __atomic_store_n(n, 1, __ATOMIC_RELEASE);
+    os_futex_wake(n, 1);
+}
+
+static void noteclear(uint32_t *n)
+{
+    __atomic_store_n(n, 0, __ATOMIC_RELAXED);
+}
+
+/* ---- G status ------------------------------------------------------------ */
+
+static uint32_t readgstatus(struct g *gp)
+{
+    return __atomic_load_n(&gp->atomicstatus, __ATOMIC_ACQUIRE);
+}
+
+static void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
+{
+    uint32_t cur = oldval;
+    if (!__atomic_compare_exchange_n(&gp->atomicstatus, &cur, newval, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        printbuf b = {.len = 0};
+        pb_str(&b, "gort: casgstatus: goroutine ");
+        pb_u64(&b, (uint64_t)gp->goid);
+        pb_str(&b, " has status ");
+        pb_u64(&b, cur);
+        pb_str(&b, ", expected ");
+        pb_u64(&b, oldval);
+        pb_str(&b, "\n");
+        pb_flush(&b);
+        throw("casgstatus: bad incoming values");
+    }
+}
+
+void requireg(const char *fn)
+{
+    if (!ingoroutine()) {
+        printbuf b = {.len = 0};
+        pb_str(&b, "gort: fatal error: ");
+        pb_str(&b, fn);
+        pb_str(&b, ": not called from a goroutine (start the runtime with gort_main)\n");
+        pb_flush(&b);
+        abort();
+    }
+}
+
+/* ---- mcache hand-over ----------------------------------------------------- */
+
+/* The M takes pp's mcache for its thread; its own waits in m->threadcache. */
+static void mcache_attach(struct m *mp, struct p *pp)
+{
+    mp->threadcache = tls_mcache;
+    tls_mcache = pp->mcache;
+}
+
+static void mcache_detach(struct m *mp)
+{
+    tls_mcache = mp->threadcache;
+}
+
+static void acquirep(struct p *pp)
+{
+    struct m *mp = getg()->m;
+    if (mp->p || pp->m)
+        throw("acquirep: invalid p state");
+    mp->p = pp;
+    pp->m = mp;
+    __atomic_store_n(&pp->status, _Prunning, __ATOMIC_RELEASE);
+    mcache_attach(mp, pp);
+}
+
+static struct p *releasep(void)
+{
+    struct m *mp = getg()->m;
+    struct p *pp = mp->p;
+    if (!pp || pp->m != mp)
+        throw("releasep: invalid p state");
+    mcache_detach(mp);
+    mp->p = NULL;
+    pp->m = NULL;
+    __atomic_store_n(&pp->status, _Pidle, __ATOMIC_RELEASE);
+    return pp;
+}
+
+/* ---- Run queues ------------------------------------------------------------ */
+
+static inline struct g *slot_load(struct p *pp, uint32_t i)
+{
+    return __atomic_load_n(&pp->runq[i % RUNQ_SIZE], __ATOMIC_RELAXED);
+}
+
+static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
+{
+    __atomic_store_n(&pp->runq[i % RUNQ_SIZE], gp, __ATOMIC_RELAXED);
+}
+
+static bool runqempty(struct p *pp)
+{
+    /* runnext is read between two consistent looks at head and tail, as a
+     * G can move from runnext to the ring meanwhile. */
+    for (;;) {
+        uint32_t head = __atomic_load_n(&pp->runqhead, __ATOMIC_ACQUIRE);
+        uint32_t tail = __atomic_load_n(&pp->runqtail, __ATOMIC_ACQUIRE);
+        struct g *next = __atomic_load_n(&pp->runnext, __ATOMIC_ACQUIRE);
+        if (tail == __atomic_load_n(&pp->runqtail, __ATOMIC_ACQUIRE))
+            return head == tail && next == NULL;
+    }
+}
+
+static uint32_t runqsize(struct p *pp)
+{
+    uint32_t head = __atomic_load_n(&pp->runqhead, __ATOMIC_ACQUIRE);
+    uint32_t tail = __atomic_load_n(&pp->runqtail, __ATOMIC_ACQUIRE);
+    uint32_t n = tail - head;
+    return n > RUNQ_SIZE ? 0 : n;
+}
+
+/* sched.lock held. */
+static void globrunqput(struct g *gp)
+{
+    gp->schedlink = NULL;
+    if (sched.runq.tail)
+        sched.runq.tail->schedlink = gp;
+    else
+        sched.runq.head = gp;
+    sched.runq.tail = gp;
+    sched.runqsize++;
+}
+
+/* Moves half of pp's full ring and gp to the global queue. */
+static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
+{
+    struct g *batch[RUNQ_SIZE / 2 + 1];
+    uint32_t n = (tail - head) / 2;
+    if (n != RUNQ_SIZE / 2)
+        throw("runqputslow: queue is not full");
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = slot_load(pp, head + i);
+    if (!__atomic_compare_exchange_n(&pp->runqhead, &head, head + n, 0,
+                                     __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        return false;
+    batch[n] = gp;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i]->schedlink = batch[i + 1];
+    gort_lock(&sched.lock);
+    for (uint32_t i = 0; i <= n; i++)
+        globrunqput(batch[i]);
+    gort_unlock(&sched.lock);
+    return true;
+}
+
+/* Puts gp on pp's queue (next: in runnext, bumping the old one to the
+ * ring).  Only pp's owner calls this. */
+static void runqput(struct p *pp, struct g *gp, bool next)
+{
+    if (next) {
+        struct g *old = __atomic_exchange_n(&pp->runnext, gp, __ATOMIC_ACQ_REL);
+        if (!old)
+            return;
+        gp = old;
+    }
+    for (;;) {
+        uint32_t head = __atomic_load_n(&pp->runqhead, __ATOMIC_ACQUIRE);
+        uint32_t tail = pp->runqtail;
+        if (tail - head < RUNQ_SIZE) {
+            slot_store(pp, tail, gp);
+            __atomic_store_n(&pp->runqtail, tail + 1, __ATOMIC_RELEASE);
+            return;
+        }
+        if (runqputslow(pp, gp, head, tail))
+            return;
+    }
+}
+
+/* Takes a G from pp's queue; *inheritTime: it came from runnext. */
+static struct g *runqget(struct p *pp, bool *inheritTime)
+{
+    struct g *next = __atomic_load_n(&pp->runnext, __ATOMIC_ACQUIRE);
+    if (next && __atomic_compare_exchange_n(&pp->runnext, &next, NULL, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        *inheritTime = true;
+        return next;
+    }
+    *inheritTime = false;
+    for (;;) {
+        uint32_t head = __atomic_load_n(&pp->runqhead, __ATOMIC_ACQUIRE);
+        uint32_t tail = pp->runqtail;
+        if (tail == head)
+            return NULL;
+        struct g *gp = slot_load(pp, head);
+        if (__atomic_compare_exchange_n(&pp->runqhead, &head, head + 1, 0,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            return gp;
+    }
+}
+
+/* Grabs half of pp's Gs into batch (a ring of RUNQ_SIZE starting at
+ * batchHead); runnext too when stealRunNext.  Returns how many. */
+static uint32_t runqgrab(struct p *pp, struct g **batch, uint32_t batchHead, bool stealRunNext)
+{
+    for (;;) {
+        uint32_t head = __atomic_load_n(&pp->runqhead, __ATOMIC_ACQUIRE);
+        uint32_t tail = __atomic_load_n(&pp->runqtail, __ATOMIC_ACQUIRE);
+        uint32_t n = tail - head;
+        n = n - n / 2;
+        if (n == 0) {
+            if (stealRunNext) {
+                struct g *next = __atomic_load_n(&pp->runnext, __ATOMIC_ACQUIRE);
+                if (next) {
+                    /* pp's owner is probably about to run it: give it a
+                     * moment, or ping-pong pairs would bounce between Ps. */
+                    if (__atomic_load_n(&pp->status, __ATOMIC_ACQUIRE) == _Prunning)
+                        usleep(3);
+                    if (!__atomic_compare_exchange_n(&pp->runnext, &next, NULL, 0,
+                                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+                        continue;
+                    __atomic_store_n(&batch[batchHead % RUNQ_SIZE], next, __ATOMIC_RELAXED);
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        if (n > RUNQ_SIZE / 2)
+            continue;   /* read an inconsistent head and tail */
+        for (uint32_t i = 0; i < n; i++)
+            __atomic_store_n(&batch[(batchHead + i) % RUNQ_SIZE], slot_load(pp, head + i),
+                             __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&pp->runqhead, &head, head + n, 0,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            return n;
+    }
+}
+
+/* Steals half of p2's Gs into pp's ring and returns one of them. */
+static struct g *runqsteal(struct p *pp, struct p *p2, bool stealRunNext)
+{
+    uint32_t tail = pp->runqtail;
+    uint32_t n = runqgrab(p2, pp->runq, tail, stealRunNext);
+    if (n == 0)
+        return NULL;
+    n--;
+    struct g *gp = slot_load(pp, tail + n);
+    if (n == 0)
+        return gp;
+    uint32_t head = __atomic_load_n(&pp->runqhead, __ATOMIC_ACQUIRE);
+    if (tail - head + n >= RUNQ_SIZE)
+        throw("runqsteal: runq overflow");
+    __atomic_store_n(&pp->runqtail, tail + n, __ATOMIC_RELEASE);
+    return gp;
+}
+
+/* Takes a batch from the global queue (sched.lock held): returns one G and
+ * puts up to max-1 more on pp's ring. */
+static struct g *globrunqget(struct p *pp, int32_t max)
+{
+    if (sched.runqsize == 0)
+        return NULL;
+    int32_t n = sched.runqsize / gomaxprocs + 1;
+    if (n > sched.runqsize)
+        n = sched.runqsize;
+    if (max > 0 && n > max)
+        n = max;
+    if (n > RUNQ_SIZE / 2)
+        n = RUNQ_SIZE / 2;
+    sched.runqsize -= n;
+    struct g *gp = sched.runq.head;
+    sched.runq.head = gp->schedlink;
+    n--;
+    for (; n > 0; n--) {
+        struct g *g1 = sched.runq.head;
+        sched.runq.head = g1->schedlink;
+        runqput(pp, g1, false);
+    }
+    if (!sched.runq.head)
+        sched.runq.tail = NULL;
+    return gp;
+}
+
+/* ---- Idle Ps and Ms (sched.lock held) ------------------------------------- */
+
+static void sysmonwake(void);
+
+static void pidleput(struct p *pp)
+{
+    if (!runqempty(pp))
+        throw("pidleput: P has non-empty run queue");
+    __atomic_store_n(&pp->status, _Pidle, __ATOMIC_RELEASE);
+    pp->link = sched.pidle;
+    sched.pidle = pp;
+    __atomic_fetch_add(&sched.npidle, 1, __ATOMIC_ACQ_REL);
+}
+
+static struct p *pidleget(void)
+{
+    struct p *pp = sched.pidle;
+    if (pp) {
+        sched.pidle = pp->link;
+        __atomic_fetch_sub(&sched.npidle, 1, __ATOMIC_ACQ_REL);
+        if (__atomic_load_n(&sched.sysmonwait, __ATOMIC_ACQUIRE))
+            sysmonwake();
+    }
+    return pp;
+}
+
+static void mput(struct m *mp)
+{
+    mp->schedlink = sched.midle;
+    sched.midle = mp;
+    sched.nmidle++;
+    checkdead();
+}
+
+static struct m *mget(void)
+{
+    struct m *mp = sched.midle;
+    if (mp) {
+        sched.midle = mp->schedlink;
+        sched.nmidle--;
+    }
+    return mp;
+}
+
+/* ---- Waking Ps ----------------------------------------------------------- */
+
+void wakep(void)
+{
+    if (__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == 0)
+        return;
+    uint32_t zero = 0;
+    if (__atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) != 0 ||
+        !__atomic_compare_exchange_n(&sched.nmspinning, &zero, 1, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return;
+    startm(NULL, true);
+}
+
+/* Runs pp (or an idle P) on an idle or new M. */
+static void startm(struct p *pp, bool spinning)
+{
+    gort_lock(&sched.lock);
+    if (!pp) {
+        pp = pidleget();
+        if (!pp) {
+            gort_unlock(&sched.lock);
+            if (spinning)
+                __atomic_fetch_sub(&sched.nmspinning, 1, __ATOMIC_ACQ_REL);
+            return;
+        }
+    }
+    struct m *nmp = mget();
+    gort_unlock(&sched.lock);
+    if (!nmp) {
+        newm(NULL, pp, spinning);
+        return;
+    }
+    if (nmp->p || nmp->spinning)
+        throw("startm: m has p or is spinning");
+    nmp->spinning = spinning;
+    nmp->nextp = pp;
+    notewakeup(&nmp->park);
+}
+
+/* A P whose M is gone (system call, lock) finds a new M if there is work
+ * for it; else it goes idle. */
+static void handoffp(struct p *pp)
+{
+    if (!runqempty(pp) || __atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) != 0) {
+        startm(pp, false);
+        return;
+    }
+    uint32_t zero = 0;
+    if (__atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) +
+            __atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == 0 &&
+        __atomic_compare_exchange_n(&sched.nmspinning, &zero, 1, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        startm(pp, true);
+        return;
+    }
+    gort_lock(&sched.lock);
+    if (sched.runqsize != 0) {
+        gort_unlock(&sched.lock);
+        startm(pp, false);
+        return;
+    }
+    /* The last P going idle while someone waits on the network: an M must
+     * poll it. */
+    if ((int32_t)__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == gomaxprocs - 1 &&
+        __atomic_load_n(&sched.lastpoll, __ATOMIC_ACQUIRE) != 0 &&
+        __atomic_load_n(&netpollWaiters, __ATOMIC_ACQUIRE) > 0) {
+        gort_unlock(&sched.lock);
+        startm(pp, false);
+        return;
+    }
+    int64_t when = __atomic_load_n(&pp->timer0When, __ATOMIC_ACQUIRE);
+    pidleput(pp);
+    gort_unlock(&sched.lock);
+    if (when != 0)
+        wakeNetPoller(when);
+}
+
+static void resetspinning(void)
+{
+    struct m *mp = getg()->m;
+    mp->spinning = false;
+    if (__atomic_sub_fetch(&sched.nmspinning, 1, __ATOMIC_ACQ_REL) == 0)
+        wakep();
+}
+
+/* ---- G records ------------------------------------------------------------ */
+
+static struct g *malg(void)
+{
+    struct g *gp = gort_calloc(1, sizeof *gp);
+    if (!gp)
+        throw("out of memory allocating a goroutine");
+    gp->atomicstatus = _Gdead;
+    gort_lock(&allglock);
+    if (allglen == allgcap) {
+        size_t cap = allgcap ? allgcap * 2 : 1024;
+        struct g **n = gort_realloc(allgs, cap * sizeof *n);
+        if (!n)
+            throw("out of memory growing allgs");
+        allgs = n;
+        allgcap = cap;
+    }
+    allgs[allglen++] = gp;
+    gort_unlock(&allglock);
+    return gp;
+}
+
+#define GFREE_LOCAL_MAX 64
+#define GFREE_GLOBAL_STACKS 1024   /* dead Gs that keep their stacks */
+
+static void gfput(struct p *pp, struct g *gp)
+{
+    gp->schedlink = pp->gFree;
+    pp->gFree = gp;
+    if (++pp->gFreeCount < GFREE_LOCAL_MAX)
+        return;
+    gort_lock(&sched.gFreeLock);
+    while (pp->gFreeCount >= GFREE_LOCAL_MAX / 2) {
+        struct g *g1 = pp->gFree;
+        pp->gFree = g1->schedlink;
+        pp->gFreeCount--;
+        if (g1->stack.lo && sched.gFreeCount < GFREE_GLOBAL_STACKS * gomaxprocs) {
+            g1->schedlink = sched.gFreeStack;
+            sched.gFreeStack = g1;
+        } else {
+            if (g1->stack.lo) {
+                stackfree(pp, g1->stack);
+                g1->stack.lo = g1->stack.hi = 0;
+            }
+            g1->schedlink = sched.gFreeNoStack;
+            sched.gFreeNoStack = g1;
+        }
+        sched.gFreeCount++;
+    }
+    gort_unlock(&sched.gFreeLock);
+}
+
+static struct g *gfget(struct p *pp)
+{
+    if (!pp->gFree && (sched.gFreeStack || sched.gFreeNoStack)) {
+        gort_lock(&sched.gFreeLock);
+        while (pp->gFreeCount < GFREE_LOCAL_MAX / 2) {
+            struct g *g1 = sched.gFreeStack;
+            if (g1) {
+                sched.gFreeStack = g1->schedlink;
+            } else if ((g1 = sched.gFreeNoStack) != NULL) {
+                sched.gFreeNoStack = g1->schedlink;
+            } else {
+                break;
+            }
+            sched.gFreeCount--;
+            g1->schedlink = pp->gFree;
+            pp->gFree = g1;
+            pp->gFreeCount++;
+        }
+        gort_unlock(&sched.gFreeLock);
+    }
+    struct g *gp = pp->gFree;
+    if (gp) {
+        pp->gFree = gp->schedlink;
+        pp->gFreeCount--;
+    }
+    return gp;
+}
+
+static int64_t newgoid(struct p *pp)
+{
+    if (!pp) 
+        return (int64_t)__atomic_add_fetch(&goidgen, 1, __ATOMIC_RELAXED);
+    if (pp->goidcache == pp->goidcacheend) {
+        /* Batches of 16 keep the shared counter off the spawn path. */
+        pp->goidcache = __atomic_fetch_add(&goidgen, 16, __ATOMIC_RELAXED) + 1;
+        pp->goidcacheend = pp->goidcache + 16;
+    }
+    return (int64_t)pp->goidcache++;
+}
+
+void newproc(void (*fn)(void *), void *arg)
+{
+    if (!runtimeStarted)
+        throw("gort_go: the runtime is not running (start it with gort_main)");
+    struct g *cur = getg();
+    struct p *pp = cur && cur->m ? cur->m->p : NULL;
+    struct g *newg = pp ? gfget(pp) : NULL;
+    if (!newg)
+        newg = malg();
+    newg->fn = fn;
+    newg->arg = arg;
+    newg->goid = newgoid(pp);
+    newg->sched.sp = NULL;          /* start from gostartframe */
+    newg->preempt = false;
+    newg->lockedm = NULL;
+    newg->waitreason = waitReasonZero;
+    newg->param = NULL;
+    newg->waiting = NULL;
+    newg->selectDone = 0;
+    casgstatus(newg, _Gdead, _Grunnable);
+    __atomic_fetch_add(&goroutineCount, 1, __ATOMIC_RELAXED);
+    if (pp) {
+        runqput(pp, newg, true);
+    } else {
+        gort_lock(&sched.lock);
+        globrunqput(newg);
+        gort_unlock(&sched.lock);
+    }
+    if (__atomic_load_n(&mainStarted, __ATOMIC_ACQUIRE))
+        wakep();
+}
+
+/* ---- Switching ------------------------------------------------------------- */
+
+extern void gogo(struct gobuf *from, struct gobuf *to);
+
+/* Runs in the context a switch lands in, before anything else there. */
+static void afterswitch(void)
+{
+    struct m *mp = getg()->m;
+    int op = mp->switchop;
+    if (op == switchNone || op == switchExitSyscall)
+        return;
+    struct g *gp = mp->switchg;
+    mp->switchop = switchNone;
+    mp->switchg = NULL;
+    switch (op) {
+    case switchPark: {
+        bool (*f)(struct g *, void *) = mp->waitunlockf;
+        void *lock = mp->waitlock;
+        mp->waitunlockf = NULL;
+        mp->waitlock = NULL;
+        if (f && !f(gp, lock)) {
+            casgstatus(gp, _Gwaiting, _Grunnable);
+            runqput(mp->p, gp, true);
+        }
+        break;
+    }
+    case switchDead:
+        gfput(mp->p, gp);
+        break;
+    case switchYieldLocal:
+        runqput(mp->p, gp, false);
+        break;
+    case switchYieldGlobal:
+        gort_lock(&sched.lock);
+        globrunqput(gp);
+        gort_unlock(&sched.lock);
+        break;
+    }
+}
+
+/* Called by gostart on a new goroutine's stack. */
+__attribute__((noreturn, used)) void goroutine_start(void);
+__attribute__((noreturn, used)) void goroutine_start(void)
+{
+    afterswitch();
+    struct g *gp = getg();
+    gp->fn(gp->arg);
+    gort_goexit();
+}
+
+static void switchto(struct m *mp, struct g *cur, struct g *gp)
+{
+    if (cur != mp->g0)
+        stackcheck(cur);
+    setg(gp);
+    gogo(&cur->sched, &gp->sched);
+    afterswitch();
+}
+
+/* Makes gp (runnable) the running G of the current M and P. */
+static void prepare(struct m *mp, struct g *gp, bool inheritTime)
+{
+    mp->curg = gp;
+    gp->m = mp;
+    casgstatus(gp, _Grunnable, _Grunning);
+    if (!inheritTime)
+        mp->p->schedtick++;
+    if (!gp->sched.sp) {
+        if (!gp->stack.lo)
+            gp->stack = stackalloc(mp->p);
+        gostartframe(gp);
+    }
+}
+
+/* On g0: run gp. Returns when g0 is switched to again. */
+static void execute(struct g *gp, bool inheritTime)
+{
+    struct m *mp = getg()->m;
+    prepare(mp, gp, inheritTime);
+    switchto(mp, mp->g0, gp);
+}
+
+/* The running G (already moved out of _Grunning, with m->switchop set)
+ * leaves its M: straight to the next G of its P if one is queued and
+ * nothing else needs the scheduler, else to g0. */
+static void leave(struct g *gp)
+{
+    struct m *mp = gp->m;
+    struct p *pp = mp->p;
+    mp->curg = NULL;
+    gp->m = NULL;
+    struct g *next = NULL;
+    bool inherit = false;
+    if (!mp->lockedg && pp->schedtick % 61 != 0 &&
+        __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0) {
+        next = runqget(pp, &inherit);
+        if (next && next->lockedm) {
+            mp->nextg = next;    /* schedule() hands it to its M */
+            next = NULL;
+        }
+    }
+    if (next) {
+        prepare(mp, next, inherit);
+        switchto(mp, gp, next);
+    } else {
+        switchto(mp, gp, mp->g0);
+    }
+}
+
+void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reason)
+{
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    if (mp->locks)
+        throw("gopark: holding runtime locks");
+    mp->waitunlockf = unlockf;
+    mp->waitlock = lock;
+    mp->switchg = gp;
+    mp->switchop = switchPark;
+    gp->waitreason = reason;
+    casgstatus(gp, _Grunning, _Gwaiting);
+    leave(gp);
+}
+
+static bool parkunlock(struct g *gp, void *lock)
+{
+    (void)gp;
+    gort_unlock(lock);
+    return true;
+}
+
+void goparkunlock(rtmutex *lock, uint8_t reason)
+{
+    gopark(parkunlock, lock, reason);
+}
+
+void goready(struct g *gp)
+{
+    casgstatus(gp, _Gwaiting, _Grunnable);
+    struct g *cur = getg();
+    struct p *pp = cur && cur->m ? cur->m->p : NULL;
+    if (pp) {
+        runqput(pp, gp, true);
+    } else {
+        gort_lock(&sched.lock);
+        globrunqput(gp);
+        gort_unlock(&sched.lock);
+    }
+    wakep();
+}
+
+void injectglist(struct g *list)
+{
+    if (!list)
+        return;
+    int n = 0;
+    for (struct g *gp = list; gp; gp = gp->schedlink) {
+        casgstatus(gp, _Gwaiting, _Grunnable);
+        n++;
+    }
+    struct g *cur = getg();
+    struct p *pp = cur && cur->m ? cur->m->p : NULL;
+    if (!pp) {
+        gort_lock(&sched.lock);
+        while (list) {
+            struct g *next = list->schedlink;
+            globrunqput(list);
+            list = next;
+        }
+        gort_unlock(&sched.lock);
+        for (int npidle = (int)__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE);
+             n > 0 && npidle > 0; n--, npidle--)
+            startm(NULL, false);
+        return;
+    }
+    while (list) {
+        struct g *next = list->schedlink;
+        runqput(pp, list, false);
+        list = next;
+    }
+    wakep();
+}
+
+static void yield_to(int op)
+{
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    struct p *pp = mp->p;
+    if (op == switchYieldLocal && runqempty(pp) &&
+        __atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) == 0 &&
+        __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0)
+        return;   /* nothing else to run here */
+    mp->switchg = gp;
+    mp->switchop = op;
+    casgstatus(gp, _Grunning, _Grunnable);
+    leave(gp);
+}
+
+void goyield(void)
+{
+    yield_to(switchYieldLocal);
+}
+
+void goschedIfPreempted(void)
+{
+    struct g *gp = getg();
+    if (!gp->preempt || !gp->m || gp == gp->m->g0 || gp->m->locks)
+        return;
+    gp->preempt = false;
+    yield_to(switchYieldGlobal);
+}
+
+/* ---- Finding work ---------------------------------------------------------- */
+
+/* Tries every other P's queue (random order, four rounds; runnext and
+ * timers on the last).  *pollUntil gets the earliest timer seen. */
+static struct g *stealWork(int64_t now, int64_t *pollUntil, bool *ranTimer)
+{
+    struct p *pp = getg()->m->p;
+    const int stealTries = 4;
+    for (int i = 0; i < stealTries; i++) {
+        bool last = i == stealTries - 1;
+        uint32_t n = (uint32_t)gomaxprocs;
+        uint32_t start = fastrandn(n);
+        /* Any stride coprime with n visits every P once. */
+        uint32_t inc = 1;
+        if (n > 2) {
+            do
+                inc = 1 + fastrandn(n - 1);
+            while (n % inc == 0 && inc != 1);
+            for (uint32_t a = n, b = inc; b;) {   /* insist on gcd 1 */
+                uint32_t t = a % b;
+                a = b;
+                b = t;
+                if (!b && a != 1)
+                    inc = 1;
+            }
+        }
+        for (uint32_t k = 0, idx = start; k < n; k++, idx = (idx + inc) % n) {
+            struct p *p2 = allp[idx];
+            if (p2 == pp)
+                continue;
+            if (last && __atomic_load_n(&p2->timer0When, __ATOMIC_ACQUIRE) != 0) {
+                bool ran = false;
+                int64_t w = checkTimers(p2, now, &ran);
+                if (w != 0 && (*pollUntil == 0 || w < *pollUntil))
+                    *pollUntil = w;
+                if (ran) {
+                    *ranTimer = true;
+                    bool inherit;
+                    struct g *gp = runqget(pp, &inherit);
+                    if (gp)
+                        return gp;
+                }
+            }
+            if (!runqempty(p2)) {
+                struct g *gp = runqsteal(pp, p2, last);
+                if (gp)
+                    return gp;
+            }
+        }
+    }
+    return NULL;
+}
+
+static bool anyRunqWork(struct p **victim)
+{
+    for (int32_t i = 0; i < gomaxprocs; i++)
+        if (!runqempty(allp[i])) {
+            *victim = allp[i];
+            return true;
+        }
+    return false;
+}
+
+/* Finds a runnable G, blocking until there is one.  Runs on g0. */
+static struct g *findrunnable(bool *inheritTime)
+{
+    struct m *mp = getg()->m;
+top:;
+    struct p *pp = mp->p;
+    int64_t now = nanotime();
+    bool ran = false;
+    int64_t pollUntil = checkTimers(pp, now, &ran);
+    *inheritTime = false;
+
+    struct g *gp = runqget(pp, inheritTime);
+    if (gp)
+        return gp;
+    if (__atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) != 0) {
+        gort_lock(&sched.lock);
+        gp = globrunqget(pp, 0);
+        gort_unlock(&sched.lock);
+        if (gp)
+            return gp;
+    }
+    /* Network, without blocking, before stealing. */
+    if (netpollinited() && __atomic_load_n(&netpollWaiters, __ATOMIC_ACQUIRE) > 0 &&
+        __atomic_load_n(&sched.lastpoll, __ATOMIC_ACQUIRE) != 0) {
+        struct g *list = netpoll(0);
+        if (list) {
+            gp = list;
+            list = list->schedlink;
+            injectglist(list);
+            casgstatus(gp, _Gwaiting, _Grunnable);
+            return gp;
+        }
+    }
+    /* Steal, unless half the busy Ps are already spinning. */
+    int32_t busy = gomaxprocs - (int32_t)__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE);
+    if (mp->spinning || 2 * (int32_t)__atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) < busy) {
+        if (!mp->spinning) {
+            mp->spinning = true;
+            __atomic_fetch_add(&sched.nmspinning, 1, __ATOMIC_ACQ_REL);
+        }
+        bool ranTimer = false;
+        gp = stealWork(now, &pollUntil, &ranTimer);
+        if (gp)
+            return gp;
+        if (ranTimer)
+            goto top;
+    }
+
+    /* Nothing: give up the P. */
+    gort_lock(&sched.lock);
+    if (sched.runqsize != 0) {
+        gp = globrunqget(pp, 0);
+        gort_unlock(&sched.lock);
+        return gp;
+    }
+    if (releasep() != pp)
+        throw("findrunnable: wrong p");
+    pidleput(pp);
+    gort_unlock(&sched.lock);
+
+    /* Stop spinning only after publishing the P idle, then look again:
+     * work queued in between would otherwise wait for the next wakep. */
+    bool wasSpinning = mp->spinning;
+    if (mp->spinning) {
+        mp->spinning = false;
+        if (__atomic_sub_fetch(&sched.nmspinning, 1, __ATOMIC_ACQ_REL) > (uint32_t)gomaxprocs)
+            throw("findrunnable: negative nmspinning");
+        struct p *victim;
+        if (anyRunqWork(&victim)) {
+            gort_lock(&sched.lock);
+            pp = pidleget();
+            gort_unlock(&sched.lock);
+            if (pp) {
+                acquirep(pp);
+                mp->spinning = true;
+                __atomic_fetch_add(&sched.nmspinning, 1, __ATOMIC_ACQ_REL);
+                goto top;
+            }
+        }
+    }
+    int64_t tsu = timeSleepUntil();
+    if (tsu != 0 && (pollUntil == 0 || tsu < pollUntil))
+        pollUntil = tsu;
+    if (pollUntil != 0 && !netpollinited())
+        netpollGenericInit();
+
+    /* Block in the network poller until the next timer, if someone must. */
+    if (netpollinited() &&
+        (__atomic_load_n(&netpollWaiters, __ATOMIC_ACQUIRE) > 0 || pollUntil != 0) &&
+        __atomic_exchange_n(&sched.lastpoll, 0, __ATOMIC_ACQ_REL) != 0) {
+        __atomic_store_n(&sched.pollUntil, pollUntil, __ATOMIC_RELEASE);
+        int64_t delay = -1;
+        if (pollUntil != 0) {
+            delay = pollUntil - nanotime();
+            if (delay < 0)
+                delay = 0;
+        }
+        struct g *list = netpoll(delay);
+        now = nanotime();
+        __atomic_store_n(&sched.pollUntil, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&sched.lastpoll, now, __ATOMIC_RELEASE);
+        gort_lock(&sched.lock);
+        pp = pidleget();
+        gort_unlock(&sched.lock);
+        if (!pp) {
+            injectglist(list);
+        } else {
+            acquirep(pp);
+            if (list) {
+                gp = list;
+                list = list->schedlink;
+                injectglist(list);
+                casgstatus(gp, _Gwaiting, _Grunnable);
+                if (wasSpinning) {
+                    mp->spinning = true;
+                    __atomic_fetch_add(&sched.nmspinning, 1, __ATOMIC_ACQ_REL);
+                }
+                return gp;
+            }
+            if (wasSpinning) {
+                mp->spinning = true;
+                __atomic_fetch_add(&sched.nmspinning, 1, __ATOMIC_ACQ_REL);
+            }
+            goto top;
+        }
+    } else if (pollUntil != 0 && netpollinited()) {
+        int64_t pu = __atomic_load_n(&sched.pollUntil, __ATOMIC_ACQUIRE);
+        if (pu == 0 || pu > pollUntil)
+            netpollBreak();
+    }
+    stopm();
+    goto top;
+}
+
+/* Hands the locked G gp to its M and parks this one. */
+static void startlockedm(struct g *gp)
+{
+    struct m *mp = getg()->m;
+    struct m *lm = gp->lockedm;
+    struct p *pp = releasep();
+    gort_lock(&sched.lock);
+    sched.nmidlelocked--;
+    gort_unlock(&sched.lock);
+    lm->nextp = pp;
+    lm->nextg = gp;
+    notewakeup(&lm->park);
+    (void)mp;
+    stopm();
+}
+
+/* An M wired to a G that is not runnable gives its P away and sleeps until
+ * the G is handed to it. */
+static void stoplockedm(void)
+{
+    struct m *mp = getg()->m;
+    if (mp->p)
+        handoffp(releasep());
+    gort_lock(&sched.lock);
+    sched.nmidlelocked++;
+    checkdead();
+    gort_unlock(&sched.lock);
+    notesleep(&mp->park);
+    noteclear(&mp->park);
+    acquirep(mp->nextp);
+    mp->nextp = NULL;
+}
+
+/* One round of the scheduler on g0: find a G and run it. */
+static void schedule(void)
+{
+    struct m *mp = getg()->m;
+    if (mp->lockedg) {
+        stoplockedm();
+        struct g *gp = mp->nextg;
+        mp->nextg = NULL;
+        if (gp != mp->lockedg)
+            throw("schedule: locked m got the wrong g");
+        execute(gp, false);
+        return;
+    }
+    struct g *gp = mp->nextg;
+    bool inheritTime = false;
+    mp->nextg = NULL;
+    if (!gp) {
+        struct p *pp = mp->p;
+        bool ran;
+        checkTimers(pp, nanotime(), &ran);
+        if (pp->schedtick % 61 == 0 && __atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) > 0) {
+            gort_lock(&sched.lock);
+            gp = globrunqget(pp, 1);
+            gort_unlock(&sched.lock);
+        }
+        if (!gp)
+            gp = runqget(pp, &inheritTime);
+        if (!gp)
+            gp = findrunnable(&inheritTime);
+    }
+    if (mp->spinning)
+        resetspinning();
+    if (gp->lockedm && gp->lockedm != mp) {
+        startlockedm(gp);
+        return;
+    }
+    execute(gp, inheritTime);
+}
+
+/* g0's loop.  Never returns. */
+static __attribute__((noreturn)) void schedloop(void)
+{
+    struct m *mp = getg()->m;
+    for (;;) {
+        if (mp->switchop == switchExitSyscall) {
+            /* A G came back from a system call and found no P. */
+            struct g *gp = mp->switchg;
+            mp->switchop = switchNone;
+            mp->switchg = NULL;
+            gort_lock(&sched.lock);
+            struct p *pp = pidleget();
+            if (!pp)
+                globrunqput(gp);
+            gort_unlock(&sched.lock);
+            if (pp) {
+                acquirep(pp);
+                execute(gp, false);
+                continue;
+            }
+            if (mp->lockedg) {
+                stoplockedm();
+                gp = mp->nextg;
+                mp->nextg = NULL;
+                execute(gp, false);
+                continue;
+            }
+            stopm();
+        }
+        if (!mp->p)
+            stopm();
+        schedule();
+    }
+}
+
+/* Parks the M (its P already released) until startm hands it a P. */
+static void stopm(void)
+{
+    struct m *mp = getg()->m;
+    if (mp->p)
+        throw("stopm holding p");
+    if (mp->spinning)
+        throw("stopm spinning");
+    gort_lock(&sched.lock);
+    mput(mp);
+    gort_unlock(&sched.lock);
+    mp->blocked = true;
+    notesleep(&mp->park);
+    noteclear(&mp->park);
+    mp->blocked = false;
+    acquirep(mp->nextp);
+    mp->nextp = NULL;
+}
+
+/* ---- Goroutine end ---------------------------------------------------------- */
+
+void gort_goexit(void)
+{
+    requireg("gort_goexit");
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    casgstatus(gp, _Grunning, _Gdead);
+    __atomic_fetch_sub(&goroutineCount, 1, __ATOMIC_RELAXED);
+    if (gp->lockedm) {
+        /* Unlike Go, the thread lives on: C threads may own resources. */
+        mp->lockedg = NULL;
+        mp->lockedExt = mp->lockedInt = 0;
+        gp->lockedm = NULL;
+    }
+    gp->fn = NULL;
+    gp->arg = NULL;
+    gp->sched.sp = NULL;
+    gp->waiting = NULL;
+    gp->param = NULL;
+    mp->switchg = gp;
+    mp->switchop = switchDead;
+    leave(gp);
+    throw("goexit: dead goroutine resumed");
+}
+
+/* ---- Threads ------------------------------------------------------------------ */
+
+static void minit(struct m *mp)
+{
+    mp->tid = os_gettid();
+    /* Sleeps in the poller and on futexes wake when asked, not up to 50 µs
+     * later (the default timer slack). */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    stack_minit(mp);
+}
+
+static void *mstart(void *arg)
+{
+    struct m *mp = arg;
+    setg(mp->g0);
+    minit(mp);
+    if (mp->mstartfn)
+        mp->mstartfn();
+    if (mp->nextp) {
+        struct p *pp = mp->nextp;
+        mp->nextp = NULL;
+        acquirep(pp);
+    }
+    schedloop();
+}
+
+static void newm(void (*fn)(void), struct p *pp, bool spinning)
+{
+    struct m *mp = gort_calloc(1, sizeof *mp);
+    struct g *g0 = gort_calloc(1, sizeof *g0);
+    if (!mp || !g0)
+        throw("newm: out of memory");
+    g0->m = mp;
+    g0->goid = 0;
+    g0->atomicstatus = _Grunning;
+    mp->g0 = g0;
+    mp->mstartfn = fn;
+    mp->nextp = pp;
+    mp->spinning = spinning;
+    mp->threadcache = &mcache_bootstrap;
+    gort_lock(&sched.lock);
+    mp->id = sched.mnext++;
+    mcount++;
+    if (fn == sysmon)
+        sched.nmsys++;
+    mp->alllink = allm;
+    __atomic_store_n(&allm, mp, __ATOMIC_RELEASE);
+    gort_unlock(&sched.lock);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    /* New threads start with every signal blocked until they are ready;
+     * the thread then takes the mask of the creating one. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&mp->thread, &attr, mstart, mp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0)
+        throw("newm: pthread_create failed");
+}
+
+/* ---- System calls ------------------------------------------------------------- */
+
+void gort_syscall_enter(void)
+{
+    if (!ingoroutine())
+        return;
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    struct p *pp = mp->p;
+    if (mp->locks)
+        throw("gort_syscall_enter: holding runtime locks");
+    casgstatus(gp, _Grunning, _Gsyscall);
+    mcache_detach(mp);
+    pp->m = NULL;
+    mp->oldp = pp;
+    mp->p = NULL;
+    __atomic_store_n(&pp->status, _Psyscall, __ATOMIC_RELEASE);
+    /* Work is waiting behind this call: make sure sysmon is ticking fast
+     * enough to hand the P over soon. */
+    if (__atomic_load_n(&sched.sysmonwait, __ATOMIC_ACQUIRE) ||
+        (!runqempty(pp) && __atomic_load_n(&sched.sysmonnote, __ATOMIC_RELAXED) == 0))
+        sysmonwake();
+}
+
+void gort_syscall_exit(void)
+{
+    if (!ingoroutine())
+        return;
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    struct p *oldp = mp->oldp;
+    mp->oldp = NULL;
+    uint32_t want = _Psyscall;
+    if (oldp && __atomic_compare_exchange_n(&oldp->status, &want, _Pidle, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        acquirep(oldp);
+        oldp->syscalltick++;
+        casgstatus(gp, _Gsyscall, _Grunning);
+        return;
+    }
+    if (__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) > 0) {
+        gort_lock(&sched.lock);
+        struct p *pp = pidleget();
+        gort_unlock(&sched.lock);
+        if (pp) {
+            acquirep(pp);
+            pp->syscalltick++;
+            casgstatus(gp, _Gsyscall, _Grunning);
+            return;
+        }
+    }
+    /* No P: queue the G from g0, once it is off its stack. */
+    casgstatus(gp, _Gsyscall, _Grunnable);
+    mp->curg = NULL;
+    gp->m = NULL;
+    mp->switchg = gp;
+    mp->switchop = switchExitSyscall;
+    switchto(mp, gp, mp->g0);
+    preemptcheck();
+}
+
+/* ---- LockOSThread -------------------------------------------------------------- */
+
+void gort_lock_os_thread(void)
+{
+    requireg("gort_lock_os_thread");
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    mp->lockedExt++;
+    mp->lockedg = gp;
+    gp->lockedm = mp;
+}
+
+void gort_unlock_os_thread(void)
+{
+    requireg("gort_unlock_os_thread");
+    struct g *gp = getg();
+    struct m *mp = gp->m;
+    if (mp->lockedExt == 0)
+        return;
+    if (--mp->lockedExt == 0) {
+        mp->lockedg = NULL;
+        gp->lockedm = NULL;
+    }
+}
+
+/* ---- sysmon ------------------------------------------------------------------------ */
+
+static uint32_t sysmonDelayUs;   /* atomic: current sleep, for entersyscall */
+
+static void sysmonwake(void)
+{
+    __atomic_store_n(&sched.sysmonwait, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&sched.sysmonnote, 1, __ATOMIC_RELEASE);
+    os_futex_wake(&sched.sysmonnote, 1);
+}
+
+static void preemptone(struct p *pp)
+{
+    struct m *mp = __atomic_load_n(&pp->m, __ATOMIC_ACQUIRE);
+    if (!mp)
+        return;
+    struct g *gp = __atomic_load_n(&mp->curg, __ATOMIC_ACQUIRE);
+    if (!gp || gp == mp->g0)
+        return;
+    __atomic_store_n(&gp->preempt, true, __ATOMIC_RELEASE);
+    if (debug.asyncpreempt)
+        preemptM(mp);
+}
+
+#define forcePreemptNS (10 * 1000000LL)
+
+/* Retakes Ps blocked in system calls and flags long-running Gs.  Returns
+ * how many Ps it took. */
+static int retake(int64_t now)
+{
+    int n = 0;
+    for (int32_t i = 0; i < gomaxprocs; i++) {
+        struct p *pp = allp[i];
+        struct sysmontick *pd = &pp->sysmontick;
+        uint32_t s = __atomic_load_n(&pp->status, __ATOMIC_ACQUIRE);
+        bool sysretake = false;
+        if (s == _Prunning || s == _Psyscall) {
+            uint32_t t = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
+            if (pd->schedtick != t || pd->schedwhen == 0) {
+                pd->schedtick = t;
+                pd->schedwhen = now;
+            } else if (pd->schedwhen + forcePreemptNS <= now) {
+                preemptone(pp);
+                sysretake = true;
+            }
+        }
+        if (s == _Psyscall) {
+            uint32_t t = __atomic_load_n(&pp->syscalltick, __ATOMIC_RELAXED);
+            if (!sysretake && pd->syscalltick != t) {
+                pd->syscalltick = t;
+                pd->syscallwhen = now;
+                continue;
+            }
+            /* Leave it when nothing waits for it and it is young. */
+            if (runqempty(pp) &&
+                __atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) +
+                        __atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) > 0 &&
+                pd->syscallwhen + forcePreemptNS > now)
+                continue;
+            uint32_t want = _Psyscall;
+            if (__atomic_compare_exchange_n(&pp->status, &want, _Pidle, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+                n++;
+                pp->syscalltick++;
+                handoffp(pp);
+            }
+        }
+    }
+    return n;
+}
+
+static void schedtrace(bool detailed);
+
+static void sysmon(void)
+{
+    /* sysmon never runs Go code; it must not count for deadlock. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    int64_t lasttrace = 0;
+    uint32_t idle = 0, delay = 20;
+    for (;;) {
+        if (idle == 0)
+            delay = 20;
+        else if (idle > 50)
+            delay *= 2;
+        if (delay > 10000)
+            delay = 10000;
+        __atomic_store_n(&sysmonDelayUs, delay, __ATOMIC_RELAXED);
+        int64_t sleepns = (int64_t)delay * 1000;
+        /* Everything idle and nothing to trace: sleep until a P wakes. */
+        if (debug.schedtrace == 0 &&
+            (int32_t)__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == gomaxprocs) {
+            gort_lock(&sched.lock);
+            if ((int32_t)__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == gomaxprocs) {
+                __atomic_store_n(&sched.sysmonwait, 1, __ATOMIC_RELEASE);
+                sleepns = 1000 * 1000000LL;
+            }
+            gort_unlock(&sched.lock);
+        }
+        if (debug.schedtrace > 0 && sleepns > debug.schedtrace * 1000000)
+            sleepns = debug.schedtrace * 1000000;
+        os_futex_wait(&sched.sysmonnote, 0, sleepns);
+        if (__atomic_exchange_n(&sched.sysmonnote, 0, __ATOMIC_ACQ_REL) != 0)
+            idle = 0;
+        __atomic_store_n(&sched.sysmonwait, 0, __ATOMIC_RELEASE);
+        int64_t now = nanotime();
+        /* Poll the network if nobody has for 10 ms. */
+        int64_t lastpoll = __atomic_load_n(&sched.lastpoll, __ATOMIC_ACQUIRE);
+        if (netpollinited() && lastpoll != 0 && lastpoll + 10 * 1000000LL < now &&
+            __atomic_compare_exchange_n(&sched.lastpoll, &lastpoll, now, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            struct g *list = netpoll(0);
+            if (list)
+                injectglist(list);
+        }
+        if (retake(now))
+            idle = 0;
+        else
+            idle++;
+        if (debug.schedtrace > 0 && lasttrace + debug.schedtrace * 1000000 <= now) {
+            lasttrace = now;
+            schedtrace(debug.scheddetail != 0);
+        }
+    }
+}
+
+/* ---- Dumps and traces ------------------------------------------------------------------ */
+
+static void pb_i64(printbuf *b, int64_t v)
+{
+    if (v < 0) {
+        pb_str(b, "-");
+        v = -v;
+    }
+    pb_u64(b, (uint64_t)v);
+}
+
+/* "SCHED 0ms: gomaxprocs=2 idleprocs=1 threads=4 spinningthreads=0
+ * idlethreads=1 runqueue=0 [0 0]", Go 1.19's line. */
+static void schedtrace(bool detailed)
+{
+    printbuf b = {.len = 0};
+    int64_t now = nanotime();
+    gort_lock(&sched.lock);
+    pb_str(&b, "SCHED ");
+    pb_i64(&b, (now - runtimeInitTime) / 1000000);
+    pb_str(&b, "ms: gomaxprocs=");
+    pb_i64(&b, gomaxprocs);
+    pb_str(&b, " idleprocs=");
+    pb_u64(&b, sched.npidle);
+    pb_str(&b, " threads=");
+    pb_i64(&b, mcount);
+    pb_str(&b, " spinningthreads=");
+    pb_u64(&b, sched.nmspinning);
+    pb_str(&b, " idlethreads=");
+    pb_i64(&b, sched.nmidle);
+    pb_str(&b, " runqueue=");
+    pb_i64(&b, sched.runqsize);
+    if (detailed) {
+        pb_str(&b, " gcwaiting=0 nmidlelocked=");
+        pb_i64(&b, sched.nmidlelocked);
+        pb_str(&b, " stopwait=0 sysmonwait=");
+        pb_u64(&b, sched.sysmonwait);
+        pb_str(&b, "\n");
+        pb_flush(&b);
+        for (int32_t i = 0; i < gomaxprocs; i++) {
+            struct p *pp = allp[i];
+            struct m *mp = pp->m;
+            pb_str(&b, "  P");
+            pb_i64(&b, i);
+            pb_str(&b, ": status=");
+            pb_u64(&b, pp->status);
+            pb_str(&b, " schedtick=");
+            pb_u64(&b, pp->schedtick);
+            pb_str(&b, " syscalltick=");
+            pb_u64(&b, pp->syscalltick);
+            pb_str(&b, " m=");
+            pb_i64(&b, mp ? mp->id : -1);
+            pb_str(&b, " runqsize=");
+            pb_u64(&b, runqsize(pp));
+            pb_str(&b, " gfreecnt=");
+            pb_i64(&b, pp->gFreeCount);
+            pb_str(&b, " timerslen=");
+            pb_i64(&b, pp->ntimers);
+            pb_str(&b, "\n");
+            pb_flush(&b);
+        }
+        for (struct m *mp = allm; mp; mp = mp->alllink) {
+            struct p *pp = mp->p;
+            pb_str(&b, "  M");
+            pb_i64(&b, mp->id);
+            pb_str(&b, ": p=");
+            pb_i64(&b, pp ? pp->id : -1);
+            pb_str(&b, " curg=");
+            pb_i64(&b, mp->curg ? mp->curg->goid : -1);
+            pb_str(&b, " mallocing=0 throwing=0 preemptoff= locks=");
+            pb_i64(&b, mp->locks);
+            pb_str(&b, " dying=0 spinning=");
+            pb_str(&b, mp->spinning ? "true" : "false");
+            pb_str(&b, " blocked=");
+            pb_str(&b, mp->blocked ? "true" : "false");
+            pb_str(&b, " lockedg=");
+            pb_i64(&b, mp->lockedg ? mp->lockedg->goid : -1);
+            pb_str(&b, "\n");
+            pb_flush(&b);
+        }
+        gort_lock(&allglock);
+        for (size_t i = 0; i < allglen; i++) {
+            struct g *gp = allgs[i];
+            uint32_t st = readgstatus(gp);
+            struct m *mp = gp->m;
+            pb_str(&b, "  G");
+            pb_i64(&b, gp->goid);
+            pb_str(&b, ": status=");
+            pb_u64(&b, st);
+            pb_str(&b, "(");
+            pb_str(&b, st == _Gwaiting ? waitReasonStrings[gp->waitreason] : "");
+            pb_str(&b, ") m=");
+            pb_i64(&b, mp ? mp->id : -1);
+            pb_str(&b, " lockedm=");
+            pb_i64(&b, gp->lockedm ? gp->lockedm->id : -1);
+            pb_str(&b, "\n");
+            pb_flush(&b);
+        }
+        gort_unlock(&allglock);
+        gort_unlock(&sched.lock);
+        return;
+    }
+    for (int32_t i = 0; i < gomaxprocs; i++) {
+        pb_str(&b, i == 0 ? " [" : " ");
+        pb_u64(&b, runqsize(allp[i]));
+    }
+    pb_str(&b, "]\n");
+    gort_unlock(&sched.lock);
+    pb_flush(&b);
+}
+
+static const char *gstatusName(uint32_t st)
+{
+    switch (st) {
+    case _Grunnable: return "runnable";
+    case _Grunning: return "running";
+    case _Gsyscall: return "syscall";
+    case _Gwaiting: return "waiting";
+    default: return "dead";
+    }
+}
+
+/* "goroutine 1 [chan receive]:" and where it started, for each live G. */
+static void goroutineDump(void)
+{
+    printbuf b = {.len = 0};
+    for (size_t i = 0; i < allglen; i++) {
+        struct g *gp = allgs[i];
+        uint32_t st = readgstatus(gp);
+        if (st == _Gdead || st == _Gidle)
+            continue;
+        pb_str(&b, "goroutine ");
+        pb_i64(&b, gp->goid);
+        pb_str(&b, " [");
+        pb_str(&b, st == _Gwaiting ? waitReasonStrings[gp->waitreason] : gstatusName(st));
+        pb_str(&b, "]:\n\t");
+        Dl_info info;
+        if (gp->fn && dladdr((void *)(uintptr_t)gp->fn, &info) && info.dli_sname) {
+            pb_str(&b, info.dli_sname);
+            pb_str(&b, "(");
+            pb_hex(&b, (uint64_t)(uintptr_t)gp->arg);
+            pb_str(&b, ")");
+        } else {
+            pb_str(&b, "fn=");
+            pb_hex(&b, (uint64_t)(uintptr_t)gp->fn);
+        }
+        pb_str(&b, "\n\n");
+        pb_flush(&b);
+    }
+}
+
+/* Called with sched.lock held whenever an M goes idle: if no M is left
+ * running, no timer is pending and nobody waits on the network, every
+ * goroutine is blocked for ever. */
+static void checkdead(void)
+{
+    int32_t run = mcount - sched.nmidle - sched.nmidlelocked - sched.nmsys;
+    if (run > 0)
+        return;
+    if (run < 0)
+        throw("checkdead: inconsistent counts");
+    if (__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED) == 0)
+        return;
+    gort_lock(&allglock);
+    for (size_t i = 0; i < allglen; i++) {
+        uint32_t st = readgstatus(allgs[i]);
+        if (st == _Grunnable || st == _Grunning || st == _Gsyscall) {
+            gort_unlock(&allglock);
+            return;
+        }
+    }
+    gort_unlock(&allglock);
+    for (int32_t i = 0; i < gomaxprocs; i++)
+        if (__atomic_load_n(&allp[i]->timer0When, __ATOMIC_ACQUIRE) != 0)
+            return;
+    if (__atomic_load_n(&netpollWaiters, __ATOMIC_ACQUIRE) > 0)
+        return;
+    gort_unlock(&sched.lock);
+    const char msg[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
+    os_write_stderr(msg, sizeof msg - 1);
+    goroutineDump();
+    _exit(2);
+}
+
+/* ---- Start-up ---------------------------------------------------------------------------- */
+
+static void osinit(void)
+{
+    ncpu = os_ncpu();
+}
+
+static void procresize(int32_t nprocs)
+{
+    allp = gort_calloc((size_t)nprocs, sizeof *allp);
+    if (!allp)
+        throw("procresize: out of memory");
+    for (int32_t i = 0; i < nprocs; i++) {
+        struct p *pp = gort_calloc(1, sizeof *pp);
+        if (!pp)
+            throw("procresize: out of memory");
+        pp->id = i;
+        pp->status = _Pidle;
+        pp->mcache = mcache_alloc();
+        allp[i] = pp;
+    }
+    gomaxprocs = nprocs;
+    acquirep(allp[0]);
+    for (int32_t i = nprocs - 1; i > 0; i--)
+        pidleput(allp[i]);
+}
+
+static int32_t envprocs(void)
+{
+    const char *s = getenv("GOMAXPROCS");
+    if (!s || !*s)
+        return 0;
+    long v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > 1 << 20) {
+            const char msg[] = "gort: GOMAXPROCS: invalid value, ignored\n";
+            os_write_stderr(msg, sizeof msg - 1);
+            return 0;
+        }
+        v = v * 10 + (*s - '0');
+    }
+    return (int32_t)v;
+}
+
+static void schedinit(void)
+{
+    gort_free(gort_malloc(1));   /* mallocinit, godebug */
+    m0.g0 = &g0_m0;
+    m0.id = 0;
+    m0.threadcache = tls_mcache;
+    g0_m0.m = &m0;
+    g0_m0.atomicstatus = _Grunning;
+    setg(&g0_m0);
+    sched.mnext = 1;
+    mcount = 1;
+    allm = &m0;
+    sched.lastpoll = nanotime();
+    stackinit();
+    stack_signals_init();
+    if (debug.asyncpreempt)
+        preempt_signals_init();
+    int32_t procs = ncpu;
+    int32_t n = envprocs();
+    if (n > 0)
+        procs = n;
+    if (procs > 1024)
+        procs = 1024;
+    procresize(procs);
+}
+
+struct mainargs {
+    int (*fn)(int, char **);
+    int argc;
+    char **argv;
+};
+static struct mainargs mainargs;
+
+static void runtime_main(void *arg)
+{
+    (void)arg;
+    newm(sysmon, NULL, false);
+    __atomic_store_n(&mainStarted, 1, __ATOMIC_RELEASE);
+    wakep();
+    int status = mainargs.fn(mainargs.argc, mainargs.argv);
+    exit(status);
+}
+
+GORT_API int gort_main(int (*main_fn)(int, char **), int argc, char **argv)
+{
+    if (runtimeStarted)
+        throw("gort_main called twice");
+    osinit();
+    schedinit();
+    runtimeStarted = true;
+    mainargs.fn = main_fn;
+    mainargs.argc = argc;
+    mainargs.argv = argv;
+    runtimeInitTime = nanotime();
+    newproc(runtime_main, NULL);
+    minit(&m0);
+    schedloop();
+}
+
+/* ---- The public calls ------------------------------------------------------------------------ */
+
+GORT_API void gort_go(gort_func fn, void *arg)
+{
+    if (!fn)
+        throw("gort_go: nil function");
+    preemptcheck();
+    newproc(fn, arg);
+}
+
+GORT_API void gort_yield(void)
+{
+    requireg("gort_yield");
+    struct g *gp = getg();
+    gp->preempt = false;
+    goyield();
+}
+
+GORT_API int gort_gomaxprocs(void)
+{
+    return runtimeStarted ? gomaxprocs : os_ncpu();
+}
+
+GORT_API int gort_numgoroutine(void)
+{
+    return (int)__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED);
+}
+
+GORT_API int64_t gort_goid(void)
+{
+    return ingoroutine() ? getg()->goid : 0;
+}
+
+/* ---- Sudogs ---------------------------------------------------------------------------------- */
+
+struct sudog *acquireSudog(void)
+{
+    struct g *cur = getg();
+    struct p *pp = cur && cur->m ? cur->m->p : NULL;
+    if (pp && pp->nsudog == 0) {
+        gort_lock(&sched.sudoglock);
+        while (pp->nsudog < SUDOG_CACHE / 2 && sched.sudogcache) {
+            struct sudog *s = sched.sudogcache;
+            sched.sudogcache = s->next;
+            s->next = NULL;
+            pp->sudogcache[pp->nsudog++] = s;
+        }
+        gort_unlock(&sched.sudoglock);
+    }
+    struct sudog *s;
+    if (pp && pp->nsudog > 0) {
+        s = pp->sudogcache[--pp->nsudog];
+    } else {
+        s = gort_malloc(sizeof *s);
+        if (!s)
+            throw("acquireSudog: out of memory");
+    }
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+void releaseSudog(struct sudog *s)
+{
+    struct g *cur = getg();
+    struct p *pp = cur && cur->m ? cur->m->p : NULL;
+    if (!pp) {
+        gort_lock(&sched.sudoglock);
+        s->next = sched.sudogcache;
+        sched.sudogcache = s;
+        gort_unlock(&sched.sudoglock);
+        return;
+    }
+    if (pp->nsudog == SUDOG_CACHE) {
+        gort_lock(&sched.sudoglock);
+        while (pp->nsudog > SUDOG_CACHE / 2) {
+            struct sudog *t = pp->sudogcache[--pp->nsudog];
+            t->next = sched.sudogcache;
+            sched.sudogcache = t;
+        }
+        gort_unlock(&sched.sudoglock);
+    }
+    pp->sudogcache[pp->nsudog++] = s;
+}
