@@ -10,7 +10,7 @@
  * signal mask work (glibc's swapcontext makes a sigprocmask call each time).
  *
  * Frame left on a stack that is not running (lowest address first):
- *     [sp+0]  MXCSR (4 bytes), x87 control word (2 bytes), padding
+ *     [sp+0]  MXCSR (4 bytes), x87 control word (2 bytes), two zero bytes
  *     [sp+8]  r15, r14, r13, r12, rbx, rbp
  *     [sp+56] return address
  * stack.c builds the same frame for a new goroutine with gostart as the
@@ -31,13 +31,17 @@ gogo:
     pushq   %r14
     pushq   %r15
     subq    $8, %rsp
+    movq    $0, (%rsp)
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
+    movq    (%rsp), %rdx            /* the control words now in force */
     movq    %rsp, (%rdi)            /* from->sp */
     movq    (%rsi), %rsp            /* to->sp */
-    ldmxcsr (%rsp)
-    fldcw   4(%rsp)
-    addq    $8, %rsp
+    /* Loading a control word stalls the pipeline: only when it differs,
+     * which is rare (most programs never change the FP environment). */
+    cmpq    (%rsp), %rdx
+    jne     1f
+2:  addq    $8, %rsp
     popq    %r15
     popq    %r14
     popq    %r13
@@ -45,6 +49,9 @@ gogo:
     popq    %rbx
     popq    %rbp
     ret
+1:  ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    jmp     2b
     .cfi_endproc
     .size   gogo, .-gogo
 

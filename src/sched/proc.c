@@ -193,11 +193,13 @@ static uint32_t readgstatus(struct g *gp)
     return __atomic_load_n(&gp->atomicstatus, __ATOMIC_ACQUIRE);
 }
 
+/* Every transition has one owner (the G's own M, the M that dequeued it,
+ * or the single waker the wait protocol picked), so a checked store does
+ * what Go's CAS does, without a locked instruction on each switch. */
 static void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
 {
-    uint32_t cur = oldval;
-    if (!__atomic_compare_exchange_n(&gp->atomicstatus, &cur, newval, 0,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    uint32_t cur = __atomic_load_n(&gp->atomicstatus, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(cur != oldval, 0)) {
         printbuf b = {.len = 0};
         pb_str(&b, "gort: casgstatus: goroutine ");
         pb_u64(&b, (uint64_t)gp->goid);
@@ -209,6 +211,7 @@ static void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
         pb_flush(&b);
         throw("casgstatus: bad incoming values");
     }
+    __atomic_store_n(&gp->atomicstatus, newval, __ATOMIC_RELEASE);
 }
 
 void requireg(const char *fn)
@@ -458,6 +461,7 @@ static struct g *globrunqget(struct p *pp, int32_t max)
 /* ---- Idle Ps and Ms (sched.lock held) ------------------------------------- */
 
 static void sysmonwake(void);
+static uint32_t sysmonDelayUs;   /* atomic: sysmon's current sleep, in µs */
 
 static void pidleput(struct p *pp)
 {
@@ -923,6 +927,31 @@ void goschedIfPreempted(void)
 
 /* ---- Finding work ---------------------------------------------------------- */
 
+/* Strides coprime with GOMAXPROCS: from any start, each visits every P
+ * once, in an order that differs from M to M. */
+static uint32_t *stealOrder;
+static uint32_t nStealOrder;
+
+static uint32_t gcd(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static void stealOrderInit(uint32_t n)
+{
+    stealOrder = gort_calloc(n, sizeof *stealOrder);
+    if (!stealOrder)
+        throw("stealOrderInit: out of memory");
+    for (uint32_t i = 1; i <= n; i++)
+        if (gcd(i, n) == 1)
+            stealOrder[nStealOrder++] = i;
+}
+
 /* Tries every other P's queue (random order, four rounds; runnext and
  * timers on the last).  *pollUntil gets the earliest timer seen. */
 static struct g *stealWork(int64_t now, int64_t *pollUntil, bool *ranTimer)
@@ -933,20 +962,7 @@ static struct g *stealWork(int64_t now, int64_t *pollUntil, bool *ranTimer)
         bool last = i == stealTries - 1;
         uint32_t n = (uint32_t)gomaxprocs;
         uint32_t start = fastrandn(n);
-        /* Any stride coprime with n visits every P once. */
-        uint32_t inc = 1;
-        if (n > 2) {
-            do
-                inc = 1 + fastrandn(n - 1);
-            while (n % inc == 0 && inc != 1);
-            for (uint32_t a = n, b = inc; b;) {   /* insist on gcd 1 */
-                uint32_t t = a % b;
-                a = b;
-                b = t;
-                if (!b && a != 1)
-                    inc = 1;
-            }
-        }
+        uint32_t inc = stealOrder[fastrandn(nStealOrder)];
         for (uint32_t k = 0, idx = start; k < n; k++, idx = (idx + inc) % n) {
             struct p *p2 = allp[idx];
             if (p2 == pp)
@@ -1355,7 +1371,7 @@ void gort_syscall_enter(void)
     /* Work is waiting behind this call: make sure sysmon is ticking fast
      * enough to hand the P over soon. */
     if (__atomic_load_n(&sched.sysmonwait, __ATOMIC_ACQUIRE) ||
-        (!runqempty(pp) && __atomic_load_n(&sched.sysmonnote, __ATOMIC_RELAXED) == 0))
+        (__atomic_load_n(&sysmonDelayUs, __ATOMIC_RELAXED) > 20 && !runqempty(pp)))
         sysmonwake();
 }
 
@@ -1423,7 +1439,6 @@ void gort_unlock_os_thread(void)
 
 /* ---- sysmon ------------------------------------------------------------------------ */
 
-static uint32_t sysmonDelayUs;   /* atomic: current sleep, for entersyscall */
 
 static void sysmonwake(void)
 {
@@ -1671,6 +1686,8 @@ static const char *gstatusName(uint32_t st)
 }
 
 /* "goroutine 1 [chan receive]:" and where it started, for each live G. */
+static void runtime_main(void *arg);
+
 static void goroutineDump(void)
 {
     printbuf b = {.len = 0};
@@ -1685,7 +1702,9 @@ static void goroutineDump(void)
         pb_str(&b, st == _Gwaiting ? waitReasonStrings[gp->waitreason] : gstatusName(st));
         pb_str(&b, "]:\n\t");
         Dl_info info;
-        if (gp->fn && dladdr((void *)(uintptr_t)gp->fn, &info) && info.dli_sname) {
+        if (gp->fn == runtime_main) {
+            pb_str(&b, "main() via gort_main");
+        } else if (gp->fn && dladdr((void *)(uintptr_t)gp->fn, &info) && info.dli_sname) {
             pb_str(&b, info.dli_sname);
             pb_str(&b, "(");
             pb_hex(&b, (uint64_t)(uintptr_t)gp->arg);
@@ -1754,6 +1773,7 @@ static void procresize(int32_t nprocs)
         allp[i] = pp;
     }
     gomaxprocs = nprocs;
+    stealOrderInit((uint32_t)nprocs);
     acquirep(allp[0]);
     for (int32_t i = nprocs - 1; i > 0; i--)
         pidleput(allp[i]);
