@@ -65,6 +65,20 @@
 #include "sched/preempt.h"
 #include "sched/stack.h"
 
+/* Valgrind must be told where goroutine stacks are, or it takes every
+ * switch for a wild stack-pointer change.  Its client requests are inline
+ * no-ops when the program does not run under it. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define GORT_VALGRIND 1
+#endif
+#endif
+#ifndef GORT_VALGRIND
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
 struct schedt sched;
 struct p **allp;
 int32_t gomaxprocs;
@@ -630,6 +644,7 @@ static void gfput(struct p *pp, struct g *gp)
             sched.gFreeStack = g1;
         } else {
             if (g1->stack.lo) {
+                VALGRIND_STACK_DEREGISTER(g1->stackid);
                 stackfree(pp, g1->stack);
                 g1->stack.lo = g1->stack.hi = 0;
             }
@@ -781,8 +796,10 @@ static void prepare(struct m *mp, struct g *gp, bool inheritTime)
     if (!inheritTime)
         mp->p->schedtick++;
     if (!gp->sched.sp) {
-        if (!gp->stack.lo)
+        if (!gp->stack.lo) {
             gp->stack = stackalloc(mp->p);
+            gp->stackid = VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
+        }
         gostartframe(gp);
     }
 }

@@ -97,7 +97,7 @@ struct g {
     struct m *lockedm;           /* LockOSThread */
     int64_t waitsince;           /* nanotime the wait began */
     struct timer *timer;         /* cached for gort_sleep */
-    void *tsanFiber;             /* ThreadSanitizer's fiber, when built with it */
+    unsigned stackid;            /* Valgrind's id for the stack */
 };
 
 struct m {
