@@ -79,6 +79,21 @@
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #endif
 
+/* ThreadSanitizer must be told of every stack switch (its fibers), or it
+ * takes one goroutine's frames for another's. */
+#if defined(__SANITIZE_THREAD__)
+#define GORT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORT_TSAN 1
+#endif
+#endif
+#ifdef GORT_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
 struct schedt sched;
 struct p **allp;
 int32_t gomaxprocs;
@@ -260,7 +275,7 @@ static void acquirep(struct p *pp)
     if (mp->p || pp->m)
         throw("acquirep: invalid p state");
     mp->p = pp;
-    pp->m = mp;
+    __atomic_store_n(&pp->m, mp, __ATOMIC_RELAXED);
     __atomic_store_n(&pp->status, _Prunning, __ATOMIC_RELEASE);
     mcache_attach(mp, pp);
 }
@@ -273,7 +288,7 @@ static struct p *releasep(void)
         throw("releasep: invalid p state");
     mcache_detach(mp);
     mp->p = NULL;
-    pp->m = NULL;
+    __atomic_store_n(&pp->m, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&pp->status, _Pidle, __ATOMIC_RELEASE);
     return pp;
 }
@@ -320,7 +335,7 @@ static void globrunqput(struct g *gp)
     else
         sched.runq.head = gp;
     sched.runq.tail = gp;
-    sched.runqsize++;
+    __atomic_store_n(&sched.runqsize, sched.runqsize + 1, __ATOMIC_RELAXED);
 }
 
 /* Moves half of pp's full ring and gp to the global queue. */
@@ -458,7 +473,7 @@ static struct g *globrunqget(struct p *pp, int32_t max)
         n = max;
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
-    sched.runqsize -= n;
+    __atomic_store_n(&sched.runqsize, sched.runqsize - n, __ATOMIC_RELAXED);
     struct g *gp = sched.runq.head;
     sched.runq.head = gp->schedlink;
     n--;
@@ -611,6 +626,9 @@ static struct g *malg(void)
     if (!gp)
         throw("out of memory allocating a goroutine");
     gp->atomicstatus = _Gdead;
+#ifdef GORT_TSAN
+    gp->tsanFiber = __tsan_create_fiber(0);
+#endif
     gort_lock(&allglock);
     if (allglen == allgcap) {
         size_t cap = allgcap ? allgcap * 2 : 1024;
@@ -709,7 +727,7 @@ void newproc(void (*fn)(void *), void *arg)
     newg->arg = arg;
     newg->goid = newgoid(pp);
     newg->sched.sp = NULL;          /* start from gostartframe */
-    newg->preempt = false;
+    __atomic_store_n(&newg->preempt, false, __ATOMIC_RELAXED);
     newg->lockedm = NULL;
     newg->waitreason = waitReasonZero;
     newg->param = NULL;
@@ -782,6 +800,9 @@ static void switchto(struct m *mp, struct g *cur, struct g *gp)
 {
     if (cur != mp->g0)
         stackcheck(cur);
+#ifdef GORT_TSAN
+    __tsan_switch_to_fiber(gp->tsanFiber, 0);
+#endif
     setg(gp);
     gogo(&cur->sched, &gp->sched);
     afterswitch();
@@ -790,11 +811,11 @@ static void switchto(struct m *mp, struct g *cur, struct g *gp)
 /* Makes gp (runnable) the running G of the current M and P. */
 static void prepare(struct m *mp, struct g *gp, bool inheritTime)
 {
-    mp->curg = gp;
+    __atomic_store_n(&mp->curg, gp, __ATOMIC_RELAXED);
     gp->m = mp;
     casgstatus(gp, _Grunnable, _Grunning);
     if (!inheritTime)
-        mp->p->schedtick++;
+        __atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
     if (!gp->sched.sp) {
         if (!gp->stack.lo) {
             gp->stack = stackalloc(mp->p);
@@ -819,7 +840,7 @@ static void leave(struct g *gp)
 {
     struct m *mp = gp->m;
     struct p *pp = mp->p;
-    mp->curg = NULL;
+    __atomic_store_n(&mp->curg, NULL, __ATOMIC_RELAXED);
     gp->m = NULL;
     struct g *next = NULL;
     bool inherit = false;
@@ -936,9 +957,10 @@ void goyield(void)
 void goschedIfPreempted(void)
 {
     struct g *gp = getg();
-    if (!gp->preempt || !gp->m || gp == gp->m->g0 || gp->m->locks)
+    if (!__atomic_load_n(&gp->preempt, __ATOMIC_RELAXED) || !gp->m || gp == gp->m->g0 ||
+        gp->m->locks)
         return;
-    gp->preempt = false;
+    __atomic_store_n(&gp->preempt, false, __ATOMIC_RELAXED);
     yield_to(switchYieldGlobal);
 }
 
@@ -1307,6 +1329,9 @@ void gort_goexit(void)
 
 static void minit(struct m *mp)
 {
+#ifdef GORT_TSAN
+    mp->g0->tsanFiber = __tsan_get_current_fiber();
+#endif
     mp->tid = os_gettid();
     /* Sleeps in the poller and on futexes wake when asked, not up to 50 µs
      * later (the default timer slack). */
@@ -1381,7 +1406,7 @@ void gort_syscall_enter(void)
         throw("gort_syscall_enter: holding runtime locks");
     casgstatus(gp, _Grunning, _Gsyscall);
     mcache_detach(mp);
-    pp->m = NULL;
+    __atomic_store_n(&pp->m, NULL, __ATOMIC_RELAXED);
     mp->oldp = pp;
     mp->p = NULL;
     __atomic_store_n(&pp->status, _Psyscall, __ATOMIC_RELEASE);
@@ -1404,7 +1429,7 @@ void gort_syscall_exit(void)
     if (oldp && __atomic_compare_exchange_n(&oldp->status, &want, _Pidle, 0,
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
         acquirep(oldp);
-        oldp->syscalltick++;
+        __atomic_store_n(&oldp->syscalltick, oldp->syscalltick + 1, __ATOMIC_RELAXED);
         casgstatus(gp, _Gsyscall, _Grunning);
         return;
     }
@@ -1414,7 +1439,7 @@ void gort_syscall_exit(void)
         gort_unlock(&sched.lock);
         if (pp) {
             acquirep(pp);
-            pp->syscalltick++;
+            __atomic_store_n(&pp->syscalltick, pp->syscalltick + 1, __ATOMIC_RELAXED);
             casgstatus(gp, _Gsyscall, _Grunning);
             return;
         }
@@ -1516,7 +1541,7 @@ static int retake(int64_t now)
             if (__atomic_compare_exchange_n(&pp->status, &want, _Pidle, 0,
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
                 n++;
-                pp->syscalltick++;
+                __atomic_store_n(&pp->syscalltick, pp->syscalltick + 1, __ATOMIC_RELAXED);
                 handoffp(pp);
             }
         }
@@ -1886,7 +1911,7 @@ GORT_API void gort_yield(void)
 {
     requireg("gort_yield");
     struct g *gp = getg();
-    gp->preempt = false;
+    __atomic_store_n(&gp->preempt, false, __ATOMIC_RELAXED);
     goyield();
 }
 

@@ -98,6 +98,7 @@ struct g {
     int64_t waitsince;           /* nanotime the wait began */
     struct timer *timer;         /* cached for gort_sleep */
     unsigned stackid;            /* Valgrind's id for the stack */
+    void *tsanFiber;             /* ThreadSanitizer's fiber, in TSan builds */
 };
 
 struct m {
@@ -262,7 +263,7 @@ void goschedIfPreempted(void);
 static inline void preemptcheck(void)
 {
     struct g *gp = getg();
-    if (__builtin_expect(gp != NULL && gp->preempt, 0))
+    if (__builtin_expect(gp != NULL && __atomic_load_n(&gp->preempt, __ATOMIC_RELAXED), 0))
         goschedIfPreempted();
 }
 /* Gosched: the running G goes to the back of its P's run queue. */
