@@ -167,6 +167,11 @@ GORT_API int gort_gomaxprocs(void);
 GORT_API int gort_numgoroutine(void);
 /* The calling goroutine's id (1 for main), 0 outside a goroutine. */
 GORT_API int64_t gort_goid(void);
+/* errno as the calling goroutine left it.  Read errno through this after a
+ * call that may block: the goroutine may resume on another thread, and
+ * compilers keep errno's address across calls (glibc declares it a const
+ * function), so a plain `errno` there may read another thread's copy. */
+GORT_API int gort_errno(void);
 /* runtime.LockOSThread / UnlockOSThread (nesting counted). */
 GORT_API void gort_lock_os_thread(void);
 GORT_API void gort_unlock_os_thread(void);
@@ -293,15 +298,23 @@ GORT_API void gort_cond_broadcast(gort_cond *c);
 /* ---- Goroutine-aware I/O (the netpoller) --------------------------------- */
 
 /* Each call blocks only the calling goroutine: the fd is made non-blocking
- * and registered with the netpoller (epoll, edge-triggered) on first use.
- * Errors are -1 with errno, as the system calls'; a passed deadline gives
- * ETIMEDOUT. */
+ * (O_NONBLOCK is visible to other processes sharing it) and registered with
+ * the netpoller (epoll, edge-triggered) on first use.  Errors are -1 with
+ * errno, as the system calls'; read it with gort_errno().  A passed
+ * deadline gives ETIMEDOUT.  Close such fds with gort_close: a plain close
+ * leaves gort's registration behind for the next fd of that number.
+ * Regular files, which epoll refuses, are read and written with blocking
+ * calls inside gort_syscall_enter/exit. */
 GORT_API ssize_t gort_read(int fd, void *buf, size_t n);
-GORT_API ssize_t gort_write(int fd, const void *buf, size_t n);   /* writes all n unless an error */
+/* Writes all n bytes unless an error stops it: then the count written so
+ * far if any (errno says why), else -1. */
+GORT_API ssize_t gort_write(int fd, const void *buf, size_t n);
 GORT_API int gort_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 GORT_API int gort_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 /* SetReadDeadline / SetWriteDeadline: absolute gort_nanotime values, 0 for
- * none.  A goroutine blocked on fd wakes with ETIMEDOUT when it passes. */
+ * none.  A goroutine blocked on fd wakes with ETIMEDOUT when it passes; an
+ * expired deadline stays expired until a new one is set.  -1/EPERM for a
+ * regular file. */
 GORT_API int gort_fd_set_deadline(int fd, int64_t read_deadline, int64_t write_deadline);
 /* Unregisters fd (waking its waiters with EBADF) and closes it. */
 GORT_API int gort_close(int fd);

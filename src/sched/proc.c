@@ -669,14 +669,14 @@ static void gfput(struct p *pp, struct g *gp)
             g1->schedlink = sched.gFreeNoStack;
             sched.gFreeNoStack = g1;
         }
-        sched.gFreeCount++;
+        __atomic_store_n(&sched.gFreeCount, sched.gFreeCount + 1, __ATOMIC_RELAXED);
     }
     gort_unlock(&sched.gFreeLock);
 }
 
 static struct g *gfget(struct p *pp)
 {
-    if (!pp->gFree && (sched.gFreeStack || sched.gFreeNoStack)) {
+    if (!pp->gFree && __atomic_load_n(&sched.gFreeCount, __ATOMIC_RELAXED) > 0) {
         gort_lock(&sched.gFreeLock);
         while (pp->gFreeCount < GFREE_LOCAL_MAX / 2) {
             struct g *g1 = sched.gFreeStack;
@@ -687,7 +687,7 @@ static struct g *gfget(struct p *pp)
             } else {
                 break;
             }
-            sched.gFreeCount--;
+            __atomic_store_n(&sched.gFreeCount, sched.gFreeCount - 1, __ATOMIC_RELAXED);
             g1->schedlink = pp->gFree;
             pp->gFree = g1;
             pp->gFreeCount++;
@@ -1029,6 +1029,22 @@ static struct g *stealWork(int64_t now, int64_t *pollUntil, bool *ranTimer)
     return NULL;
 }
 
+/* Runs the due timers of Ps other than pp; whether any ran. */
+static bool runOverdueTimers(struct p *pp, int64_t now)
+{
+    bool any = false;
+    for (int32_t i = 0; i < gomaxprocs; i++) {
+        struct p *p2 = allp[i];
+        int64_t w = __atomic_load_n(&p2->timer0When, __ATOMIC_ACQUIRE);
+        if (p2 != pp && w != 0 && w <= now) {
+            bool ran = false;
+            checkTimers(p2, now, &ran);
+            any |= ran;
+        }
+    }
+    return any;
+}
+
 static bool anyRunqWork(struct p **victim)
 {
     for (int32_t i = 0; i < gomaxprocs; i++)
@@ -1085,6 +1101,11 @@ top:;
             return gp;
         if (ranTimer)
             goto top;
+    } else if (runOverdueTimers(pp, now)) {
+        /* Too many spinners to steal, but a timer on another P is due:
+         * run it rather than loop through the poller until a spinner
+         * gets to it. */
+        goto top;
     }
 
     /* Nothing: give up the P. */
@@ -1923,6 +1944,12 @@ GORT_API int gort_gomaxprocs(void)
 GORT_API int gort_numgoroutine(void)
 {
     return (int)__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED);
+}
+
+GORT_API int gort_errno(void)
+{
+    __asm__ volatile("" ::: "memory");
+    return errno;
 }
 
 GORT_API int64_t gort_goid(void)

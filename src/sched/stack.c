@@ -59,7 +59,19 @@
 #define GUARD_SIZE ((uintptr_t)4096)
 #define CANARY_SIZE 64
 
-uintptr_t stackSize = (uintptr_t)64 << 10;
+/* TSan's instrumentation needs several times the stack of plain code. */
+#if defined(__SANITIZE_THREAD__)
+#define STACK_DEFAULT ((uintptr_t)512 << 10)
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STACK_DEFAULT ((uintptr_t)512 << 10)
+#endif
+#endif
+#ifndef STACK_DEFAULT
+#define STACK_DEFAULT ((uintptr_t)64 << 10)
+#endif
+
+uintptr_t stackSize = STACK_DEFAULT;
 int stackGuard = stackGuardMadvise;
 
 static struct {
