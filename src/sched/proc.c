@@ -104,6 +104,8 @@ int64_t runtimeInitTime;
 __thread struct g *g_tls __attribute__((tls_model("initial-exec")));
 
 static bool runtimeStarted;
+static sigset_t initSigmask;           /* the program's mask, for new Ms */
+static bool mainGoexited;              /* main called gort_goexit */
 static uint32_t mainStarted;           /* atomic */
 static int32_t ncpu;
 static int64_t goroutineCount;         /* atomic: live user goroutines */
@@ -145,6 +147,7 @@ enum {
     switchExitSyscall,   /* g0 only: find a P for the G or queue it */
 };
 
+static void runtime_main(void *arg);
 static void schedule(void);
 static void execute(struct g *gp, bool inheritTime);
 static void stopm(void);
@@ -644,7 +647,7 @@ static struct g *malg(void)
 }
 
 #define GFREE_LOCAL_MAX 64
-#define GFREE_GLOBAL_STACKS 1024   /* dead Gs that keep their stacks */
+#define GFREE_GLOBAL_STACKS 256    /* per P: dead Gs that keep their stacks */
 
 static void gfput(struct p *pp, struct g *gp)
 {
@@ -798,8 +801,6 @@ __attribute__((noreturn, used)) void goroutine_start(void)
 
 static void switchto(struct m *mp, struct g *cur, struct g *gp)
 {
-    if (cur != mp->g0)
-        stackcheck(cur);
 #ifdef GORT_TSAN
     __tsan_switch_to_fiber(gp->tsanFiber, 0);
 #endif
@@ -838,6 +839,9 @@ static void execute(struct g *gp, bool inheritTime)
  * nothing else needs the scheduler, else to g0. */
 static void leave(struct g *gp)
 {
+    /* Check the canary before anything else: preparing the next G may
+     * write its first frame just below an overflowed stack. */
+    stackcheck(gp);
     struct m *mp = gp->m;
     struct p *pp = mp->p;
     __atomic_store_n(&mp->curg, NULL, __ATOMIC_RELAXED);
@@ -1328,6 +1332,8 @@ void gort_goexit(void)
     struct g *gp = getg();
     struct m *mp = gp->m;
     casgstatus(gp, _Grunning, _Gdead);
+    if (gp->fn == runtime_main)
+        mainGoexited = true;
     __atomic_fetch_sub(&goroutineCount, 1, __ATOMIC_RELAXED);
     if (gp->lockedm) {
         /* Unlike Go, the thread lives on: C threads may own resources. */
@@ -1365,6 +1371,9 @@ static void *mstart(void *arg)
     struct m *mp = arg;
     setg(mp->g0);
     minit(mp);
+    /* Threads are created with every signal blocked (so none arrives
+     * before minit); now take the program's mask, as the main thread has. */
+    pthread_sigmask(SIG_SETMASK, &initSigmask, NULL);
     if (mp->mstartfn)
         mp->mstartfn();
     if (mp->nextp) {
@@ -1402,8 +1411,8 @@ static void newm(void (*fn)(void), struct p *pp, bool spinning)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 << 10);
-    /* New threads start with every signal blocked until they are ready;
-     * the thread then takes the mask of the creating one. */
+    /* New threads start with every signal blocked until they are ready
+     * (mstart then applies the program's mask). */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1471,6 +1480,7 @@ void gort_syscall_exit(void)
     gp->m = NULL;
     mp->switchg = gp;
     mp->switchop = switchExitSyscall;
+    stackcheck(gp);
     switchto(mp, gp, mp->g0);
     preemptcheck();
 }
@@ -1749,8 +1759,6 @@ static const char *gstatusName(uint32_t st)
 }
 
 /* "goroutine 1 [chan receive]:" and where it started, for each live G. */
-static void runtime_main(void *arg);
-
 static void goroutineDump(void)
 {
     printbuf b = {.len = 0};
@@ -1791,8 +1799,14 @@ static void checkdead(void)
         return;
     if (run < 0)
         throw("checkdead: inconsistent counts");
-    if (__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED) == 0)
-        return;
+    if (__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED) == 0) {
+        if (!mainGoexited)
+            return;
+        gort_unlock(&sched.lock);
+        const char msg[] = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n";
+        os_write_stderr(msg, sizeof msg - 1);
+        _exit(2);
+    }
     gort_lock(&allglock);
     for (size_t i = 0; i < allglen; i++) {
         uint32_t st = readgstatus(allgs[i]);
@@ -1832,6 +1846,10 @@ static void procresize(int32_t nprocs)
             throw("procresize: out of memory");
         pp->id = i;
         pp->status = _Pidle;
+        /* Not 0: schedule() looks at the global queue first when
+         * schedtick % 61 == 0, and a G inheriting its time slice does not
+         * advance it. */
+        pp->schedtick = 1;
         pp->mcache = mcache_alloc();
         allp[i] = pp;
     }
@@ -1861,6 +1879,7 @@ static int32_t envprocs(void)
 
 static void schedinit(void)
 {
+    pthread_sigmask(SIG_SETMASK, NULL, &initSigmask);
     gort_free(gort_malloc(1));   /* mallocinit, godebug */
     m0.g0 = &g0_m0;
     m0.id = 0;

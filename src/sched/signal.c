@@ -114,24 +114,45 @@ static void sigurg_handler(int sig, siginfo_t *info, void *uctx)
 
 bool asyncPreemptOn;
 
+/* Finds the object that holds gort's code: its load address, and whether
+ * it is the executable itself (gort linked statically). */
+struct gortobj {
+    uintptr_t pc;
+    uintptr_t base;
+    bool found, isExe;
+    int index;
+};
+
+static int find_gort(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct gortobj *o = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && o->pc >= lo && o->pc < lo + ph->p_memsz) {
+            o->base = info->dlpi_addr;
+            o->found = true;
+            /* The first object listed is the executable. */
+            o->isExe = o->index == 0;
+            return 1;
+        }
+    }
+    o->index++;
+    return 0;
+}
+
 void preempt_signals_init(void)
 {
-    Dl_info self, exe;
-    if (!dladdr((void *)(uintptr_t)gort_main, &self) ||
-        !dladdr((void *)(uintptr_t)&noPreempt, &exe) ||
-        dlopen(NULL, RTLD_NOW | RTLD_NOLOAD) == NULL) {
-        return;
-    }
-    void *mainsym = dlsym(RTLD_DEFAULT, "main");
-    Dl_info m;
-    if (mainsym && dladdr(mainsym, &m) && m.dli_fbase == self.dli_fbase) {
+    struct gortobj o = {.pc = (uintptr_t)gort_main};
+    dl_iterate_phdr(find_gort, &o);
+    if (!o.found || o.isExe) {
         const char msg[] = "gort: GODEBUG=asyncpreempt=1 needs gort linked as libgort.so; "
                            "cooperative preemption only\n";
         os_write_stderr(msg, sizeof msg - 1);
         return;
     }
-    gortBase = (uintptr_t)self.dli_fbase;
-    /* dlpi_addr is the load bias; for a shared library it equals its base. */
+    gortBase = o.base;
     dl_iterate_phdr(collect, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

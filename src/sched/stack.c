@@ -34,6 +34,7 @@
  *  - mprotect (GODEBUG=stackguard=mprotect): a PROT_NONE page per stack, at
  *    the price of one kernel mapping each.
  */
+#define _GNU_SOURCE 1
 #include "sched/stack.h"
 
 #include <errno.h>
@@ -41,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "mem/arena.h"
@@ -321,13 +323,27 @@ void stackcheck_failed(struct g *gp)
 
 static struct sigaction old_segv, old_bus;
 
+static uintptr_t context_sp(void *uctx)
+{
+    ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#endif
+}
+
+/* A fault is a stack overflow if it hit the guard page, or if the stack
+ * pointer itself has left the stack (canary mode has no guard: a deep
+ * recursion runs on until it faults somewhere below). */
 static void fault_handler(int sig, siginfo_t *info, void *uctx)
 {
-    (void)uctx;
     struct g *gp = getg();
     uintptr_t addr = (uintptr_t)info->si_addr;
+    uintptr_t sp = context_sp(uctx);
     if (gp && gp->m && gp != gp->m->g0 && gp->stack.lo &&
-        addr < gp->stack.lo && addr + GUARD_SIZE >= gp->stack.lo) {
+        ((addr < gp->stack.lo && addr + GUARD_SIZE >= gp->stack.lo) ||
+         sp < gp->stack.lo + CANARY_SIZE || sp > gp->stack.hi)) {
         report_overflow(gp);
         signal(SIGABRT, SIG_DFL);
         abort();
