@@ -780,6 +780,7 @@ static void afterswitch(void)
         break;
     case switchYieldLocal:
         runqput(mp->p, gp, false);
+        wakep();   /* an idle P may take it if the next G runs long */
         break;
     case switchYieldGlobal:
         gort_lock(&sched.lock);
@@ -1545,6 +1546,11 @@ static int retake(int64_t now)
         struct sysmontick *pd = &pp->sysmontick;
         uint32_t s = __atomic_load_n(&pp->status, __ATOMIC_ACQUIRE);
         bool sysretake = false;
+        /* Work queued behind a G that does not yield, while a P idles. */
+        if (s == _Prunning && !runqempty(pp) &&
+            __atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) > 0 &&
+            __atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) == 0)
+            wakep();
         if (s == _Prunning || s == _Psyscall) {
             uint32_t t = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
             if (pd->schedtick != t || pd->schedwhen == 0) {
