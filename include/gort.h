@@ -1,6 +1,7 @@
 /*
  * gort.h — the public interface of gort, the Go runtime's memory manager
- * (and, in later parts, its collector and scheduler) as a C library.
+ * and goroutine scheduler (and, in a later part, its collector) as a C
+ * library.
  *
  * The allocator
  * -------------
@@ -32,6 +33,21 @@
  *   GODEBUG=scavenger=0      no background release thread: memory goes back
  *                            only from allocator calls and malloc_trim.
  *   GODEBUG=memstats=1       print gort's memory statistics at exit.
+ *   GOMAXPROCS=N             Ps for goroutines (default: usable CPUs, capped
+ *                            by a cgroup CPU quota).
+ *   GODEBUG=stacksize=BYTES  goroutine stack size, a power of two >= 16384
+ *                            (default 65536).
+ *   GODEBUG=stackguard=X     how stack overflow is caught: madvise (a guard
+ *                            page with no mapping; default where the kernel
+ *                            has MADV_GUARD_INSTALL, Linux 6.13+), canary (a
+ *                            zero line checked at each switch; the fallback)
+ *                            or mprotect (a PROT_NONE page per stack, which
+ *                            costs a kernel mapping each).
+ *   GODEBUG=schedtrace=MS    print Go's "SCHED ..." line every MS ms;
+ *                            scheddetail=1 adds every P, M and G.
+ *   GODEBUG=asyncpreempt=1   preempt a goroutine that runs 10 ms without
+ *                            calling gort, by signal (libgort.so only; see
+ *                            the limits in src/sched/signal.c).
  * Several settings are separated by commas, as in Go.
  */
 #ifndef GORT_H
@@ -143,6 +159,16 @@ GORT_API void gort_memstats(struct gort_memstats *out);
  * its status and every other goroutine is abandoned, as in Go.  The calls
  * below that block (channel operations, sleeps, locks, I/O) must be made from
  * a goroutine: from a plain thread they fail with a clear fatal error.
+ * Non-blocking calls (gort_go, the try forms, close, timers) work from any
+ * thread.  Deadlock detection sees only goroutines: a goroutine waiting for
+ * a plain thread to send, with nothing else running, is reported as
+ * deadlocked.
+ *
+ * Fatal errors are Go's: "all goroutines are asleep - deadlock!" (exit
+ * status 2, with a goroutine dump), "send on closed channel", "close of
+ * closed channel", "sync: unlock of unlocked mutex", "sync: negative
+ * WaitGroup counter", "stack overflow" (these abort).  A goroutine may
+ * resume on another thread after any call that blocks; see gort_errno.
  *
  * Goroutine stacks are fixed in size (GODEBUG=stacksize=N bytes, default
  * 64 KiB; C cannot move a stack to grow it), lazily touched, and guarded:
@@ -189,8 +215,8 @@ typedef struct hchan gort_chan;
 /* make(chan T, cap) with sizeof(T) == elemsize (0 allowed). */
 GORT_API gort_chan *gort_chan_make(size_t elemsize, size_t cap);
 /* Frees a channel nobody uses any more (Go's GC does this); aborts if
- * goroutines still wait on it.  A channel from gort_after or a timer is
- * freed with the timer. */
+ * goroutines still wait on it.  Freeing a timer's channel (gort_after,
+ * gort_timer_chan) stops and frees the timer too. */
 GORT_API void gort_chan_free(gort_chan *c);
 /* c <- *elem.  Sending on a closed channel is fatal ("send on closed
  * channel"); on NULL, blocks for ever. */
