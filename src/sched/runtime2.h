@@ -163,7 +163,7 @@ struct p {
     struct g *runq[RUNQ_SIZE];
     struct g *runnext;           /* atomic: runs next, inheriting the time slice */
 
-    /* Free Gs (with stacks) and sudogs, for this P alone. */
+    /* Free Gs (without stacks), sudogs and stacks, for this P alone. */
     struct g *gFree;
     int32_t gFreeCount;
     struct sudog *sudogcache[SUDOG_CACHE];
@@ -196,7 +196,7 @@ struct schedt {
     int32_t runqsize;
     /* Free Gs beyond the Ps' own lists, under gFreeLock. */
     rtmutex gFreeLock;
-    struct g *gFreeStack, *gFreeNoStack;
+    struct g *gFree;
     int32_t gFreeCount;
     /* Spare sudogs. */
     rtmutex sudoglock;
