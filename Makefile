@@ -102,7 +102,7 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libgort.a
 
 examples: $(EXAMPLE_BIN)
 
-test-plain: lib $(TEST_BIN)
+test-plain: lib $(TEST_BIN) examples
 	@tests/run.sh $(BUILD) plain
 
 test-ubsan:
@@ -151,3 +151,12 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# The goroutine scheduler against Go's (bench/sched/run.py, about 3 min):
+# writes docs/bench/SCHED.md and sched.png; installs golang-go and gnuplot
+# as root when missing.  BENCH_ARGS=--quick: under a minute, into
+# build/bench-sched/quick/.
+.PHONY: bench-sched
+bench-sched:
+	@$(MAKE) --no-print-directory lib
+	@python3 bench/sched/run.py --build $(BUILD) --via "make bench-sched" $(BENCH_ARGS)

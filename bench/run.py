@@ -667,16 +667,21 @@ set xrange [-0.6:%g]
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb 'black' dt 2
 plot %s
 """ % (path, title, ylabel, len(names) - 0.4, ("set logscale y 2\nset yrange [%g:*]" % lo if log_y else "set yrange [0:*]"), plot)
-    sp = os.path.join(tmp, os.path.basename(path) + ".gp")
-    with open(sp, "w") as f:
+    return run_gnuplot(gnuplot, script, os.path.join(tmp, os.path.basename(path) + ".gp"), "bench")
+
+
+def run_gnuplot(gnuplot, script, script_path, tag):
+    """Writes script to script_path and runs gnuplot on it; True on success."""
+    with open(script_path, "w") as f:
         f.write(script)
     try:
-        r = subprocess.run([gnuplot, sp], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        r = subprocess.run([gnuplot, script_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as e:
-        log("bench: gnuplot: %s" % e)
+        log("%s: gnuplot: %s" % (tag, e))
         return False
     if r.returncode:
-        log("bench: gnuplot failed: %s" % r.stdout[-500:])
+        log("%s: gnuplot failed: %s" % (tag, r.stdout[-500:]))
     return r.returncode == 0
 
 

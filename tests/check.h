@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHECK(cond)                                                        \
     do {                                                                   \
@@ -29,6 +30,17 @@
             exit(1);                                                       \
         }                                                                  \
     } while (0)
+
+/* The process's resident bytes, from /proc/self/statm. */
+static inline size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f != NULL);
+    unsigned long size = 0, resident = 0;
+    CHECK(fscanf(f, "%lu %lu", &size, &resident) == 2);
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
 
 /* xorshift64*: a fast deterministic generator for randomized tests. */
 static inline uint64_t rnd(uint64_t *s)

@@ -32,16 +32,6 @@
 
 static size_t page_size;
 
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    unsigned long size = 0, resident = 0;
-    CHECK(fscanf(f, "%lu %lu", &size, &resident) == 2);
-    fclose(f);
-    return (size_t)resident * page_size;
-}
-
 static double now(void)
 {
     struct timespec ts;

@@ -243,18 +243,6 @@ static uint64_t calibrate(int64_t ns)
     }
 }
 
-static long statm_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
 /* Sleeps 100 us at a time until cond holds; fails after 10 s. */
 #define WAIT_UNTIL(cond)                                                   \
     do {                                                                   \
@@ -1002,7 +990,7 @@ static int mode_million(void)
     if (e)
         n = atol(e);
     mil_gate = gort_chan_make(0, 0);
-    long rss0 = statm_rss_bytes();
+    long rss0 = (long)rss_bytes();
     struct gort_memstats ms0, ms1;
     gort_memstats(&ms0);
     int64_t t0 = gort_nanotime();
@@ -1014,7 +1002,7 @@ static int mode_million(void)
     for (int i = 0; i < 10; i++)
         gort_yield();
     int64_t tpark = gort_nanotime() - t0;
-    long rss1 = statm_rss_bytes();
+    long rss1 = (long)rss_bytes();
     gort_memstats(&ms1);
     CHECKF(gort_numgoroutine() == n + 1, "numgoroutine %d", gort_numgoroutine());
     t0 = gort_nanotime();
