@@ -1432,6 +1432,7 @@ void gort_syscall_enter(void)
     if (mp->locks)
         throw("gort_syscall_enter: holding runtime locks");
     casgstatus(gp, _Grunning, _Gsyscall);
+    __atomic_store_n(&pp->syscallstart, nanotime(), __ATOMIC_RELEASE);
     mcache_detach(mp);
     __atomic_store_n(&pp->m, NULL, __ATOMIC_RELAXED);
     mp->oldp = pp;
@@ -1531,6 +1532,7 @@ static void preemptone(struct p *pp)
 }
 
 #define forcePreemptNS (10 * 1000000LL)
+#define sysmonTickNS (20 * 1000LL)
 
 /* Retakes Ps blocked in system calls and flags long-running Gs.  Returns
  * how many Ps it took. */
@@ -1558,17 +1560,18 @@ static int retake(int64_t now)
             }
         }
         if (s == _Psyscall) {
-            uint32_t t = __atomic_load_n(&pp->syscalltick, __ATOMIC_RELAXED);
-            if (!sysretake && pd->syscalltick != t) {
-                pd->syscalltick = t;
-                pd->syscallwhen = now;
+            /* The call's start, stamped by gort_syscall_enter: a P is
+             * retaken one sysmon tick into the call, not after two looks
+             * at it (Go's way, which spares entersyscall a clock read but
+             * doubles the hand-off latency). */
+            int64_t start = __atomic_load_n(&pp->syscallstart, __ATOMIC_ACQUIRE);
+            if (!sysretake && now - start < sysmonTickNS)
                 continue;
-            }
             /* Leave it when nothing waits for it and it is young. */
             if (runqempty(pp) &&
                 __atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) +
                         __atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) > 0 &&
-                pd->syscallwhen + forcePreemptNS > now)
+                start + forcePreemptNS > now)
                 continue;
             uint32_t want = _Psyscall;
             if (__atomic_compare_exchange_n(&pp->status, &want, _Pidle, 0,
@@ -1613,9 +1616,24 @@ static void sysmon(void)
         }
         if (debug.schedtrace > 0 && sleepns > debug.schedtrace * 1000000)
             sleepns = debug.schedtrace * 1000000;
-        os_futex_wait(&sched.sysmonnote, 0, sleepns);
-        if (__atomic_exchange_n(&sched.sysmonnote, 0, __ATOMIC_ACQ_REL) != 0)
-            idle = 0;
+        /* A P in a system call with work queued behind it: wake exactly
+         * when it becomes old enough to retake. */
+        int64_t t = nanotime();
+        for (int32_t i = 0; i < gomaxprocs; i++) {
+            struct p *pp = allp[i];
+            if (__atomic_load_n(&pp->status, __ATOMIC_ACQUIRE) == _Psyscall && !runqempty(pp)) {
+                int64_t wait = __atomic_load_n(&pp->syscallstart, __ATOMIC_ACQUIRE) +
+                               sysmonTickNS - t;
+                if (wait < sleepns)
+                    sleepns = wait > 0 ? wait : 0;
+            }
+        }
+        if (sleepns > 0)
+            os_futex_wait(&sched.sysmonnote, 0, sleepns);
+        if (__atomic_exchange_n(&sched.sysmonnote, 0, __ATOMIC_ACQ_REL) != 0) {
+            idle = 0;      /* woken for a reason: tick fast again */
+            delay = 20;
+        }
         __atomic_store_n(&sched.sysmonwait, 0, __ATOMIC_RELEASE);
         int64_t now = nanotime();
         /* Poll the network if nobody has for 10 ms. */

@@ -138,8 +138,6 @@ struct m {
 struct sysmontick {
     uint32_t schedtick;
     int64_t schedwhen;
-    uint32_t syscalltick;
-    int64_t syscallwhen;
 };
 
 #define SUDOG_CACHE 64
@@ -152,6 +150,7 @@ struct p {
     uint64_t goidcache, goidcacheend; /* goids handed out in batches */
     uint32_t schedtick;          /* each schedule() */
     uint32_t syscalltick;        /* each system call */
+    int64_t syscallstart;        /* atomic: nanotime the current system call began */
     struct sysmontick sysmontick;
     struct m *m;                 /* holder, or NULL */
     struct mcache *mcache;
