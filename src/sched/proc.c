@@ -229,34 +229,37 @@ static uint32_t readgstatus(struct g *gp)
 /* Every transition has one owner (the G's own M, the M that dequeued it,
  * or the single waker the wait protocol picked), so a checked store does
  * what Go's CAS does, without a locked instruction on each switch. */
-static void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
+__attribute__((noreturn, cold, noinline)) static void badgstatus(struct g *gp, uint32_t cur,
+                                                                  uint32_t oldval)
+{
+    printbuf b = {.len = 0};
+    pb_str(&b, "gort: casgstatus: goroutine ");
+    pb_u64(&b, (uint64_t)gp->goid);
+    pb_str(&b, " has status ");
+    pb_u64(&b, cur);
+    pb_str(&b, ", expected ");
+    pb_u64(&b, oldval);
+    pb_str(&b, "\n");
+    pb_flush(&b);
+    throw("casgstatus: bad incoming values");
+}
+
+static inline void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
 {
     uint32_t cur = __atomic_load_n(&gp->atomicstatus, __ATOMIC_ACQUIRE);
-    if (__builtin_expect(cur != oldval, 0)) {
-        printbuf b = {.len = 0};
-        pb_str(&b, "gort: casgstatus: goroutine ");
-        pb_u64(&b, (uint64_t)gp->goid);
-        pb_str(&b, " has status ");
-        pb_u64(&b, cur);
-        pb_str(&b, ", expected ");
-        pb_u64(&b, oldval);
-        pb_str(&b, "\n");
-        pb_flush(&b);
-        throw("casgstatus: bad incoming values");
-    }
+    if (__builtin_expect(cur != oldval, 0))
+        badgstatus(gp, cur, oldval);
     __atomic_store_n(&gp->atomicstatus, newval, __ATOMIC_RELEASE);
 }
 
-void requireg(const char *fn)
+void requireg_failed(const char *fn)
 {
-    if (!ingoroutine()) {
-        printbuf b = {.len = 0};
-        pb_str(&b, "gort: fatal error: ");
-        pb_str(&b, fn);
-        pb_str(&b, ": not called from a goroutine (start the runtime with gort_main)\n");
-        pb_flush(&b);
-        abort();
-    }
+    printbuf b = {.len = 0};
+    pb_str(&b, "gort: fatal error: ");
+    pb_str(&b, fn);
+    pb_str(&b, ": not called from a goroutine (start the runtime with gort_main)\n");
+    pb_flush(&b);
+    abort();
 }
 
 /* ---- mcache hand-over ----------------------------------------------------- */

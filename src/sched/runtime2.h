@@ -243,7 +243,12 @@ static inline bool ingoroutine(void)
 }
 /* Aborts with "gort: fatal error: <fn>: not called from a goroutine" when
  * the caller is not a goroutine. */
-void requireg(const char *fn);
+__attribute__((noreturn, cold)) void requireg_failed(const char *fn);
+static inline void requireg(const char *fn)
+{
+    if (__builtin_expect(!ingoroutine(), 0))
+        requireg_failed(fn);
+}
 
 /* Parks the running goroutine in reason.  After it has left its stack,
  * unlockf(gp, lock) runs; if it returns false the G is resumed at once
