@@ -369,10 +369,21 @@ static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail
 
 /* Puts gp on pp's queue (next: in runnext, bumping the old one to the
  * ring).  Only pp's owner calls this. */
+/* With one P nobody steals: the owner's queue operations need no locked
+ * instructions (the P itself changes hands only through locks and
+ * release/acquire pairs).  Set once by procresize. */
+static bool singleP;
+
 static void runqput(struct p *pp, struct g *gp, bool next)
 {
     if (next) {
-        struct g *old = __atomic_exchange_n(&pp->runnext, gp, __ATOMIC_ACQ_REL);
+        struct g *old;
+        if (singleP) {
+            old = __atomic_load_n(&pp->runnext, __ATOMIC_RELAXED);
+            __atomic_store_n(&pp->runnext, gp, __ATOMIC_RELEASE);
+        } else {
+            old = __atomic_exchange_n(&pp->runnext, gp, __ATOMIC_ACQ_REL);
+        }
         if (!old)
             return;
         gp = old;
@@ -394,6 +405,11 @@ static void runqput(struct p *pp, struct g *gp, bool next)
 static struct g *runqget(struct p *pp, bool *inheritTime)
 {
     struct g *next = __atomic_load_n(&pp->runnext, __ATOMIC_ACQUIRE);
+    if (next && singleP) {
+        __atomic_store_n(&pp->runnext, NULL, __ATOMIC_RELAXED);
+        *inheritTime = true;
+        return next;
+    }
     if (next && __atomic_compare_exchange_n(&pp->runnext, &next, NULL, 0,
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
         *inheritTime = true;
@@ -406,6 +422,10 @@ static struct g *runqget(struct p *pp, bool *inheritTime)
         if (tail == head)
             return NULL;
         struct g *gp = slot_load(pp, head);
+        if (singleP) {
+            __atomic_store_n(&pp->runqhead, head + 1, __ATOMIC_RELEASE);
+            return gp;
+        }
         if (__atomic_compare_exchange_n(&pp->runqhead, &head, head + 1, 0,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED))
             return gp;
@@ -1882,6 +1902,7 @@ static void procresize(int32_t nprocs)
         allp[i] = pp;
     }
     gomaxprocs = nprocs;
+    singleP = nprocs == 1;
     stealOrderInit((uint32_t)nprocs);
     acquirep(allp[0]);
     for (int32_t i = nprocs - 1; i > 0; i--)
