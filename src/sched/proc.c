@@ -109,7 +109,26 @@ static sigset_t initSigmask;           /* the program's mask, for new Ms */
 static bool mainGoexited;              /* main called gort_goexit */
 static uint32_t mainStarted;           /* atomic */
 static int32_t ncpu;
-static int64_t goroutineCount;         /* atomic: live user goroutines */
+/* Live goroutines: started minus ended, counted per P by its owner (no
+ * locked instruction on the spawn path), plus an atomic count for those
+ * started from threads without a P.  Only the sum means anything. */
+static int64_t goroutineCountNoP;
+
+static void countGoroutine(struct p *pp, int64_t delta)
+{
+    if (pp)
+        __atomic_store_n(&pp->ngoroutine, pp->ngoroutine + delta, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_add(&goroutineCountNoP, delta, __ATOMIC_RELAXED);
+}
+
+static int64_t goroutineCount(void)
+{
+    int64_t n = __atomic_load_n(&goroutineCountNoP, __ATOMIC_RELAXED);
+    for (int32_t i = 0; i < gomaxprocs; i++)
+        n += __atomic_load_n(&allp[i]->ngoroutine, __ATOMIC_RELAXED);
+    return n;
+}
 static uint64_t goidgen;               /* atomic */
 static int32_t mcount;                 /* Ms made, under sched.lock */
 
@@ -761,7 +780,7 @@ void newproc(void (*fn)(void *), void *arg)
     newg->waiting = NULL;
     newg->selectDone = 0;
     casgstatus(newg, _Gdead, _Grunnable);
-    __atomic_fetch_add(&goroutineCount, 1, __ATOMIC_RELAXED);
+    countGoroutine(pp, 1);
     if (pp) {
         runqput(pp, newg, true);
     } else {
@@ -1359,7 +1378,7 @@ void gort_goexit(void)
     casgstatus(gp, _Grunning, _Gdead);
     if (gp->fn == runtime_main)
         mainGoexited = true;
-    __atomic_fetch_sub(&goroutineCount, 1, __ATOMIC_RELAXED);
+    countGoroutine(mp->p, -1);
     if (gp->lockedm) {
         /* Unlike Go, the thread lives on: C threads may own resources. */
         mp->lockedg = NULL;
@@ -1847,7 +1866,7 @@ static void checkdead(void)
         return;
     if (run < 0)
         throw("checkdead: inconsistent counts");
-    if (__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED) == 0) {
+    if (goroutineCount() == 0) {
         if (!mainGoexited)
             return;
         gort_unlock(&sched.lock);
@@ -2011,7 +2030,7 @@ GORT_API int gort_gomaxprocs(void)
 
 GORT_API int gort_numgoroutine(void)
 {
-    return (int)__atomic_load_n(&goroutineCount, __ATOMIC_RELAXED);
+    return runtimeStarted ? (int)goroutineCount() : 0;
 }
 
 GORT_API int gort_errno(void)

@@ -148,6 +148,7 @@ struct p {
     uint32_t status;             /* _P*; atomic */
     struct p *link;              /* idle list */
     uint64_t goidcache, goidcacheend; /* goids handed out in batches */
+    int64_t ngoroutine;          /* goroutines started minus ended here (owner writes) */
     uint32_t schedtick;          /* each schedule() */
     uint32_t syscalltick;        /* each system call */
     int64_t syscallstart;        /* atomic: nanotime the current system call began */
