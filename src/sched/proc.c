@@ -2046,21 +2046,32 @@ GORT_API int64_t gort_goid(void)
 
 /* ---- Sudogs ---------------------------------------------------------------------------------- */
 
+/* Most waits need one sudog: each G has one built in, so a channel
+ * operation that blocks takes no cache or list operation for it.  Further
+ * sudogs (select) come from the P's cache, then the central list, then
+ * malloc.  A sudog goes back to the cache it came from; only the G that
+ * acquired it releases it. */
 struct sudog *acquireSudog(void)
 {
     struct g *cur = getg();
+    struct sudog *s;
+    if (cur && !cur->gsudogBusy && cur->m && cur != cur->m->g0) {
+        cur->gsudogBusy = true;
+        s = &cur->gsudog;
+        memset(s, 0, sizeof *s);
+        return s;
+    }
     struct p *pp = cur && cur->m ? cur->m->p : NULL;
-    if (pp && pp->nsudog == 0) {
+    if (pp && pp->nsudog == 0 && __atomic_load_n(&sched.sudogcache, __ATOMIC_RELAXED)) {
         gort_lock(&sched.sudoglock);
         while (pp->nsudog < SUDOG_CACHE / 2 && sched.sudogcache) {
-            struct sudog *s = sched.sudogcache;
-            sched.sudogcache = s->next;
-            s->next = NULL;
-            pp->sudogcache[pp->nsudog++] = s;
+            struct sudog *t = sched.sudogcache;
+            __atomic_store_n(&sched.sudogcache, t->next, __ATOMIC_RELAXED);
+            t->next = NULL;
+            pp->sudogcache[pp->nsudog++] = t;
         }
         gort_unlock(&sched.sudoglock);
     }
-    struct sudog *s;
     if (pp && pp->nsudog > 0) {
         s = pp->sudogcache[--pp->nsudog];
     } else {
@@ -2072,24 +2083,30 @@ struct sudog *acquireSudog(void)
     return s;
 }
 
+static void sudogPutCentral(struct sudog *s)
+{
+    s->next = sched.sudogcache;
+    __atomic_store_n(&sched.sudogcache, s, __ATOMIC_RELAXED);
+}
+
 void releaseSudog(struct sudog *s)
 {
     struct g *cur = getg();
+    if (cur && s == &cur->gsudog) {
+        cur->gsudogBusy = false;
+        return;
+    }
     struct p *pp = cur && cur->m ? cur->m->p : NULL;
     if (!pp) {
         gort_lock(&sched.sudoglock);
-        s->next = sched.sudogcache;
-        sched.sudogcache = s;
+        sudogPutCentral(s);
         gort_unlock(&sched.sudoglock);
         return;
     }
     if (pp->nsudog == SUDOG_CACHE) {
         gort_lock(&sched.sudoglock);
-        while (pp->nsudog > SUDOG_CACHE / 2) {
-            struct sudog *t = pp->sudogcache[--pp->nsudog];
-            t->next = sched.sudogcache;
-            sched.sudogcache = t;
-        }
+        while (pp->nsudog > SUDOG_CACHE / 2)
+            sudogPutCentral(pp->sudogcache[--pp->nsudog]);
         gort_unlock(&sched.sudoglock);
     }
     pp->sudogcache[pp->nsudog++] = s;

@@ -80,6 +80,23 @@ struct timer;
 struct m;
 struct p;
 
+struct g;
+struct hchan;
+
+/* A waiting goroutine in a wait queue (channels, semaphores, select). */
+struct sudog {
+    struct g *g;
+    struct sudog *next, *prev;   /* wait queue */
+    void *elem;                  /* data element */
+    int64_t acquiretime, releasetime;
+    uint32_t ticket;
+    bool isSelect;               /* g is in a select: claim with g->selectDone */
+    bool success;                /* channels: woken by a value, not by close */
+    struct sudog *parent;        /* semaRoot tree (sema.c) */
+    struct sudog *waitlink;      /* g->waiting list */
+    struct sudog *waittail;      /* semaRoot */
+    struct hchan *c;             /* channel */
+};
 struct g {
     struct gobuf sched;          /* saved context while not running */
     struct stack stack;          /* {0,0} until the G first runs */
@@ -99,6 +116,8 @@ struct g {
     struct timer *timer;         /* cached for gort_sleep */
     unsigned stackid;            /* Valgrind's id for the stack */
     void *tsanFiber;             /* ThreadSanitizer's fiber, in TSan builds */
+    bool gsudogBusy;             /* gsudog is in use */
+    struct sudog gsudog;         /* the sudog of most waits (acquireSudog) */
 };
 
 struct m {
@@ -288,20 +307,6 @@ static inline uint32_t fastrandn(uint32_t n)
 
 int64_t nanotime(void);
 
-/* A waiting goroutine in a wait queue (channels, semaphores, select). */
-struct sudog {
-    struct g *g;
-    struct sudog *next, *prev;   /* wait queue */
-    void *elem;                  /* data element */
-    int64_t acquiretime, releasetime;
-    uint32_t ticket;
-    bool isSelect;               /* g is in a select: claim with g->selectDone */
-    bool success;                /* channels: woken by a value, not by close */
-    struct sudog *parent;        /* semaRoot tree (sema.c) */
-    struct sudog *waitlink;      /* g->waiting list */
-    struct sudog *waittail;      /* semaRoot */
-    struct hchan *c;             /* channel */
-};
 struct sudog *acquireSudog(void);
 void releaseSudog(struct sudog *s);
 
