@@ -987,7 +987,11 @@ static void yield_to(int op)
     struct g *gp = getg();
     struct m *mp = gp->m;
     struct p *pp = mp->p;
-    if (op == switchYieldLocal && runqempty(pp) &&
+    /* The owner's quick look (thieves only ever empty the queue further;
+     * if one takes the last G meanwhile, leave() goes through g0). */
+    if (op == switchYieldLocal &&
+        __atomic_load_n(&pp->runnext, __ATOMIC_RELAXED) == NULL &&
+        __atomic_load_n(&pp->runqhead, __ATOMIC_RELAXED) == pp->runqtail &&
         __atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) == 0 &&
         __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0)
         return;   /* nothing else to run here */
