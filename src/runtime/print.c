@@ -42,6 +42,16 @@ void pb_u64w(printbuf *b, uint64_t v, int width)
     pb_u64(b, v);
 }
 
+void pb_i64(printbuf *b, int64_t v)
+{
+    if (v < 0) {
+        pb_str(b, "-");
+        pb_u64(b, (uint64_t)0 - (uint64_t)v);
+        return;
+    }
+    pb_u64(b, (uint64_t)v);
+}
+
 void pb_hex(printbuf *b, uint64_t v)
 {
     char tmp[20];

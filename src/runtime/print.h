@@ -18,6 +18,7 @@ typedef struct printbuf {
 
 void pb_str(printbuf *b, const char *s);
 void pb_u64(printbuf *b, uint64_t v);
+void pb_i64(printbuf *b, int64_t v);
 void pb_hex(printbuf *b, uint64_t v);          /* 0x-prefixed, lowercase */
 void pb_u64w(printbuf *b, uint64_t v, int width); /* right-aligned in width */
 void pb_pad(printbuf *b, size_t start, size_t width); /* space-pad since start */
