@@ -472,6 +472,49 @@ static void forever(void *arg)
     __atomic_store_n(&forever_returned, 1, __ATOMIC_RELAXED);
 }
 
+/* Close then free a channel while a select on it is being woken: the
+ * select relocks every channel it named once more (pass 3), so the free
+ * must wait for it rather than hand the memory back under it. */
+static gort_chan *cf_done, *cf_other;
+static int cf_stage;
+
+static void cf_selector(void *arg)
+{
+    (void)arg;
+    gort_select_case cs[2] = {
+        {.c = cf_done, .dir = GORT_RECV},
+        {.c = cf_other, .dir = GORT_RECV},
+    };
+    __atomic_store_n(&cf_stage, 1, __ATOMIC_SEQ_CST);
+    int k = gort_select(cs, 2, true);
+    CHECK(k == 0 && !cs[0].ok);
+    __atomic_store_n(&cf_stage, 2, __ATOMIC_SEQ_CST);
+}
+
+static void test_close_free(void)
+{
+    for (int round = 0; round < 200; round++) {
+        cf_done = gort_chan_make(0, 0);
+        cf_other = gort_chan_make(0, 0);
+        __atomic_store_n(&cf_stage, 0, __ATOMIC_SEQ_CST);
+        gort_go(cf_selector, NULL);
+        while (__atomic_load_n(&cf_stage, __ATOMIC_SEQ_CST) != 1)
+            gort_yield();
+        for (int i = 0; i < round % 4; i++)
+            gort_yield();
+        gort_chan_close(cf_done);
+        size_t sz = gort_malloc_usable_size(cf_done);
+        gort_chan_free(cf_done);
+        /* Reuse the memory at once, filled with junk, as a program would. */
+        unsigned char *junk = gort_malloc(sz);
+        memset(junk, 0xff, sz);
+        while (__atomic_load_n(&cf_stage, __ATOMIC_SEQ_CST) != 2)
+            gort_yield();
+        gort_free(junk);
+        gort_chan_free(cf_other);
+    }
+}
+
 static void test_forever(void)
 {
     gort_go(forever, NULL);
@@ -490,6 +533,7 @@ static int app_main(int argc, char **argv)
     test_race();
     test_both_dirs();
     test_many_cases();
+    test_close_free();
     test_forever();
     return 0;
 }

@@ -28,6 +28,7 @@
  * the lock and calls goready; the woken goroutine reads its result from its
  * own sudog.
  */
+#include <sched.h>
 #include <string.h>
 
 #include "gort.h"
@@ -40,9 +41,12 @@
 
 /* ---- Atomic field access (fast paths read these without the lock) ------- */
 
+/* Acquire, so that the non-blocking receive's two looks (empty, then
+ * closed) cannot be reordered by the CPU (arm64 may reorder a plain load
+ * after a later acquire load). */
 static inline size_t ld_qcount(struct hchan *c)
 {
-    return __atomic_load_n(&c->qcount, __ATOMIC_RELAXED);
+    return __atomic_load_n(&c->qcount, __ATOMIC_ACQUIRE);
 }
 static inline void st_qcount(struct hchan *c, size_t v)
 {
@@ -54,7 +58,7 @@ static inline uint32_t ld_closed(struct hchan *c)
 }
 static inline struct sudog *ld_first(struct waitq *q)
 {
-    return __atomic_load_n(&q->first, __ATOMIC_RELAXED);
+    return __atomic_load_n(&q->first, __ATOMIC_ACQUIRE);
 }
 static inline void st_first(struct waitq *q, struct sudog *sg)
 {
@@ -238,11 +242,22 @@ GORT_API void gort_chan_free(gort_chan *c)
         c->onfree = NULL;
         fn(c, c->onfreearg);
     }
-    gort_lock(&c->lock);
-    bool busy = c->recvq.first != NULL || c->sendq.first != NULL;
-    gort_unlock(&c->lock);
-    if (busy)
-        throw("gort_chan_free: channel in use (goroutines wait on it)");
+    for (;;) {
+        gort_lock(&c->lock);
+        bool busy = c->recvq.first != NULL || c->sendq.first != NULL;
+        uint32_t selects = c->selects;
+        gort_unlock(&c->lock);
+        if (busy)
+            throw("gort_chan_free: channel in use (goroutines wait on it)");
+        if (selects == 0)
+            break;
+        /* A select woken by close still has to lock c once more to clean
+         * up its other cases: let it. */
+        if (ingoroutine())
+            goyield();
+        else
+            sched_yield();
+    }
     gort_free(c);
 }
 
@@ -309,11 +324,8 @@ bool chansend(struct hchan *c, const void *elem, bool block)
     bool closed = !mysg->success;
     mysg->c = NULL;
     releaseSudog(mysg);
-    if (closed) {
-        if (ld_closed(c) == 0)
-            throw("chansend: spurious wakeup");
-        throw("send on closed channel");
-    }
+    if (closed)
+        throw("send on closed channel");   /* (c may already be freed) */
     return true;
 }
 
@@ -347,8 +359,8 @@ bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
     gort_lock(&c->lock);
     if (c->closed != 0) {
         if (c->qcount == 0) {
+            chan_zero(c, elem);    /* before unlocking: c may be freed after */
             gort_unlock(&c->lock);
-            chan_zero(c, elem);
             return true;
         }
         /* Closed but buffered values remain: drain them below. */

@@ -32,6 +32,9 @@ struct hchan {
     struct waitq recvq;          /* blocked receivers */
     struct waitq sendq;          /* blocked senders */
     rtmutex lock;
+    /* Select sudogs enqueued here whose select has not yet cleaned up
+     * (pass 3 relocks c); gort_chan_free waits for 0.  Under lock. */
+    uint32_t selects;
     /* Called first by gort_chan_free (time.c: a timer's channel stops and
      * frees its timer).  It must not free c itself. */
     void (*onfree)(struct hchan *c, void *arg);

@@ -1793,8 +1793,8 @@ GORT_API int64_t gort_goid(void)
 /* Most waits need one sudog: each G has one built in, so a channel
  * operation that blocks takes no cache or list operation for it.  Further
  * sudogs (select) come from the P's cache, then the central list, then
- * malloc.  A sudog goes back to the cache it came from; only the G that
- * acquired it releases it. */
+ * malloc.  Only the G that acquired a sudog releases it: the built-in one
+ * is marked free again, others go to the releasing P's cache. */
 struct sudog *acquireSudog(void)
 {
     struct g *cur = getg();

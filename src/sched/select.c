@@ -150,8 +150,8 @@ static int selectgo(gort_select_case *cases, int n, bool block,
                 return casi;
             }
             if (c->closed != 0) {
+                chan_zero(c, cas->elem);   /* before unlocking: c may be freed after */
                 selunlock(cases, lockorder, norder);
-                chan_zero(c, cas->elem);
                 cas->ok = false;
                 return casi;
             }
@@ -197,6 +197,7 @@ static int selectgo(gort_select_case *cases, int n, bool block,
         *nextp = sg;
         nextp = &sg->waitlink;
         waitq_enqueue(cas->dir == GORT_SEND ? &cas->c->sendq : &cas->c->recvq, sg);
+        cas->c->selects++;
     }
     gp->param = NULL;
     gopark(selparkcommit, NULL, waitReasonSelect);
@@ -219,6 +220,7 @@ static int selectgo(gort_select_case *cases, int n, bool block,
         } else {
             waitq_remove(cas->dir == GORT_SEND ? &cas->c->sendq : &cas->c->recvq, sglist);
         }
+        cas->c->selects--;
         struct sudog *next = sglist->waitlink;
         sglist->waitlink = NULL;
         sglist->elem = NULL;
