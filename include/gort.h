@@ -214,8 +214,10 @@ typedef struct hchan gort_chan;
 
 /* make(chan T, cap) with sizeof(T) == elemsize (0 allowed). */
 GORT_API gort_chan *gort_chan_make(size_t elemsize, size_t cap);
-/* Frees a channel nobody uses any more (Go's GC does this); aborts if
- * goroutines still wait on it.  Freeing a timer's channel (gort_after,
+/* Frees a channel nobody uses any more (Go's GC does this): no goroutine
+ * or thread may still be in, or about to make, a call on it.  Aborts if
+ * goroutines still wait on it; waits for a select that was woken by close
+ * to finish with it.  Freeing a timer's channel (gort_after,
  * gort_timer_chan) stops and frees the timer too. */
 GORT_API void gort_chan_free(gort_chan *c);
 /* c <- *elem.  Sending on a closed channel is fatal ("send on closed

@@ -1104,6 +1104,67 @@ static int mode_fromthread(void)
     return 0;
 }
 
+/* A plain thread starts goroutines one at a time, each waited for, with
+ * every P idle in between: each lands on the global queue while Ms are
+ * between spinning and sleeping.  None may be stranded there. */
+static uint64_t gq_ran;
+
+static void gq_work(void *arg)
+{
+    (void)arg;
+    __atomic_add_fetch(&gq_ran, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *gq_thread(void *arg)
+{
+    (void)arg;
+    uint64_t x = 1;
+    for (uint64_t n = 1; n <= 200000; n++) {
+        gort_go(gq_work, NULL);
+        int64_t t0 = gort_nanotime();
+        while (__atomic_load_n(&gq_ran, __ATOMIC_SEQ_CST) < n)
+            if (gort_nanotime() - t0 > 5000000000LL) {
+                fprintf(stderr, "goroutine %llu never ran: lost wake-up\n", (unsigned long long)n);
+                _exit(3);
+            }
+        x = x * 6364136223846793005ULL + 1;    /* land anywhere in the idle path */
+        for (volatile unsigned k = (unsigned)((x >> 33) % 3000); k; k--)
+            ;
+    }
+    return NULL;
+}
+
+static int mode_globalq(void)
+{
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, gq_thread, NULL) == 0);
+    gort_syscall_enter();
+    pthread_join(th, NULL);
+    gort_syscall_exit();
+    return 0;
+}
+
+/* sysmon flags a goroutine that ran 10 ms; it then enters a system call
+ * region and calls gort there (gort_go works from anywhere): the flag must
+ * wait for gort_syscall_exit, not yield a goroutine that has no P. */
+static void nop_fn(void *arg)
+{
+    (void)arg;
+}
+
+static int mode_preemptsyscall(void)
+{
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = gort_nanotime();
+        while (gort_nanotime() - t0 < 30000000LL)
+            __asm__ volatile("" ::: "memory");
+        gort_syscall_enter();
+        gort_go(nop_fn, NULL);
+        gort_syscall_exit();
+    }
+    return 0;
+}
+
 static void *rq_thread(void *arg)
 {
     int v;
@@ -1139,6 +1200,7 @@ static int app_main(int argc, char **argv)
         {"million", mode_million},   {"schedtrace", mode_schedtrace},
         {"exit42", mode_exit42},     {"fromthread", mode_fromthread},
         {"requireg", mode_requireg},     {"sigmask", mode_sigmask},
+        {"globalq", mode_globalq},       {"preemptsyscall", mode_preemptsyscall},
         {"sigmask_sysmon", mode_sigmask_sysmon}, {"busytimers", mode_busytimers},
     };
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
@@ -1257,6 +1319,9 @@ int main(int argc, char **argv)
     expect_ok("locked", p2, 20, false);
     expect_ok("fromthread", p1, 20, false);
     expect_ok("fromthread", p2, 20, false);
+    const char *p4[] = {"GOMAXPROCS=4", NULL};
+    expect_ok("globalq", p4, 60, false);
+    expect_ok("preemptsyscall", p1, 20, false);
     check_schedtrace();
 
     struct child ch;

@@ -485,7 +485,6 @@ static void cf_selector(void *arg)
         {.c = cf_done, .dir = GORT_RECV},
         {.c = cf_other, .dir = GORT_RECV},
     };
-    __atomic_store_n(&cf_stage, 1, __ATOMIC_SEQ_CST);
     int k = gort_select(cs, 2, true);
     CHECK(k == 0 && !cs[0].ok);
     __atomic_store_n(&cf_stage, 2, __ATOMIC_SEQ_CST);
@@ -498,8 +497,17 @@ static void test_close_free(void)
         cf_other = gort_chan_make(0, 0);
         __atomic_store_n(&cf_stage, 0, __ATOMIC_SEQ_CST);
         gort_go(cf_selector, NULL);
-        while (__atomic_load_n(&cf_stage, __ATOMIC_SEQ_CST) != 1)
+        /* Until the select is parked on both channels (pass 2): freeing
+         * a channel a goroutine is still about to use is the caller's
+         * error, as in C generally. */
+        for (;;) {
+            gort_lock(&cf_done->lock);
+            uint32_t parked = cf_done->selects;
+            gort_unlock(&cf_done->lock);
+            if (parked)
+                break;
             gort_yield();
+        }
         for (int i = 0; i < round % 4; i++)
             gort_yield();
         gort_chan_close(cf_done);

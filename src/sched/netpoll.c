@@ -474,23 +474,6 @@ GORT_API int gort_fd_set_deadline(int fd, int64_t read_deadline, int64_t write_d
 
 /* ---- the calls ------------------------------------------------------------ */
 
-/* errno is thread-local and glibc declares __errno_location const, so the
- * compiler may keep one &errno for a whole function, even across a call that
- * parks the goroutine and resumes it on another thread.  Code that may have
- * parked reads and writes errno only through these, which the optimiser
- * cannot see into. */
-static __attribute__((noinline)) int getErrno(void)
-{
-    __asm__ volatile("" ::: "memory");
-    return errno;
-}
-
-static __attribute__((noinline)) void setErrno(int e)
-{
-    __asm__ volatile("" ::: "memory");
-    errno = e;
-}
-
 /* Runs a blocking call on an fd that epoll refused, letting another M run
  * this P's goroutines meanwhile (the goroutine may come back on another
  * thread: errno is taken before). */
@@ -501,11 +484,11 @@ static __attribute__((noinline)) void setErrno(int e)
         gort_syscall_enter();                                                \
         do {                                                                 \
             r_ = (expr);                                                     \
-            e_ = r_ < 0 ? getErrno() : 0;                                    \
+            e_ = r_ < 0 ? gort_errno() : 0;                                    \
         } while (e_ == EINTR);                                               \
         gort_syscall_exit();                                                 \
         if (r_ < 0)                                                          \
-            setErrno(e_);                                                    \
+            errno_set(e_);                                                    \
         r_;                                                                  \
     })
 
@@ -525,7 +508,7 @@ GORT_API ssize_t gort_read(int fd, void *buf, size_t n)
         r = read(fd, buf, n);
         if (r >= 0)
             break;
-        err = getErrno();
+        err = gort_errno();
         if (err == EINTR)
             err = 0;
         else if (err == EAGAIN)
@@ -533,7 +516,7 @@ GORT_API ssize_t gort_read(int fd, void *buf, size_t n)
     }
     gort_mutex_unlock(&pd->rmu);
     if (err != 0) {
-        setErrno(err);
+        errno_set(err);
         return -1;
     }
     return r;
@@ -552,7 +535,7 @@ GORT_API ssize_t gort_write(int fd, const void *buf, size_t n)
         do {
             ssize_t r = BLOCKING_CALL(ssize_t, write(fd, p + done, n - done));
             if (r <= 0) {
-                err = r == 0 ? EIO : getErrno();
+                err = r == 0 ? EIO : gort_errno();
                 break;
             }
             done += (size_t)r;
@@ -569,7 +552,7 @@ GORT_API ssize_t gort_write(int fd, const void *buf, size_t n)
                     break;
                 continue;
             }
-            err = r == 0 ? EIO : getErrno();   /* EIO: no progress, do not spin */
+            err = r == 0 ? EIO : gort_errno();   /* EIO: no progress, do not spin */
             if (err == EINTR)
                 err = 0;
             else if (err == EAGAIN)
@@ -581,7 +564,7 @@ GORT_API ssize_t gort_write(int fd, const void *buf, size_t n)
         return (ssize_t)done;
     /* Like write(2): a partial count if some went out (errno tells why it
      * stopped), -1 if nothing did. */
-    setErrno(err);
+    errno_set(err);
     return done > 0 ? (ssize_t)done : -1;
 }
 
@@ -619,7 +602,7 @@ GORT_API int gort_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
         nfd = accept4(fd, addr, addrlen, flags);
         if (nfd >= 0)
             break;
-        err = getErrno();
+        err = gort_errno();
         if (err == EINTR || err == ECONNABORTED)
             err = 0;
         else if (err == EAGAIN)
@@ -627,7 +610,7 @@ GORT_API int gort_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     }
     gort_mutex_unlock(&pd->rmu);
     if (err != 0) {
-        setErrno(err);
+        errno_set(err);
         return -1;
     }
     pdFresh(nfd);
@@ -644,7 +627,7 @@ static int connectWait(struct pollDesc *pd, int fd, uint32_t seq)
         int soerr = 0;
         socklen_t len = sizeof soerr;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
-            return getErrno();
+            return gort_errno();
         if (soerr == EINPROGRESS || soerr == EALREADY || soerr == EINTR)
             continue;
         if (soerr != 0 && soerr != EISCONN)
@@ -671,14 +654,14 @@ GORT_API int gort_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
     uint32_t seq = __atomic_load_n(&pd->fdseq, __ATOMIC_ACQUIRE);
     int err = netpollcheckerr(pd, 'w', seq);
     if (err == 0 && connect(fd, addr, addrlen) != 0) {
-        err = getErrno();
+        err = gort_errno();
         /* EINTR too means the connection goes on in the background. */
         if (err == EINPROGRESS || err == EALREADY || err == EINTR)
             err = connectWait(pd, fd, seq);
     }
     gort_mutex_unlock(&pd->wmu);
     if (err != 0) {
-        setErrno(err);
+        errno_set(err);
         return -1;
     }
     return 0;

@@ -175,7 +175,6 @@ static void execute(struct g *gp, bool inheritTime);
 static void stopm(void);
 static void startm(struct p *pp, bool spinning);
 void handoffp(struct p *pp);
-static void checkdead(void);
 static void newm(void (*fn)(void), struct p *pp, bool spinning);
 
 #if !defined(__x86_64__)
@@ -586,6 +585,9 @@ static struct m *mget(void)
 
 void wakep(void)
 {
+    /* Work was just queued (a store); the loads below must not pass it,
+     * or a spinning M giving up could miss it (findrunnable). */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == 0)
         return;
     uint32_t zero = 0;
@@ -828,6 +830,7 @@ static void afterswitch(void)
         gort_lock(&sched.lock);
         globrunqput(gp);
         gort_unlock(&sched.lock);
+        wakep();
         break;
     }
 }
@@ -1008,8 +1011,10 @@ void goyield(void)
 void goschedIfPreempted(void)
 {
     struct g *gp = getg();
+    /* Not inside gort_syscall_enter/exit (no P, status _Gsyscall): the
+     * flag stays set and gort_syscall_exit's check honours it. */
     if (!__atomic_load_n(&gp->preempt, __ATOMIC_RELAXED) || !gp->m || gp == gp->m->g0 ||
-        gp->m->locks)
+        gp->m->locks || !gp->m->p || readgstatus(gp) != _Grunning)
         return;
     __atomic_store_n(&gp->preempt, false, __ATOMIC_RELAXED);
     yield_to(switchYieldGlobal);
@@ -1176,10 +1181,15 @@ top:;
     bool wasSpinning = mp->spinning;
     if (mp->spinning) {
         mp->spinning = false;
-        if (__atomic_sub_fetch(&sched.nmspinning, 1, __ATOMIC_ACQ_REL) > (uint32_t)gomaxprocs)
+        /* Sequentially consistent, against wakep's fence: whoever queued
+         * work either sees this M still spinning, or this M sees the
+         * work below. */
+        if (__atomic_sub_fetch(&sched.nmspinning, 1, __ATOMIC_SEQ_CST) > (uint32_t)gomaxprocs)
             throw("findrunnable: negative nmspinning");
         struct p *victim;
-        if (anyRunqWork(&victim)) {
+        /* The global queue too: threads without a P (gort_go from a plain
+         * thread, goready from a timer thread) queue work there. */
+        if (__atomic_load_n(&sched.runqsize, __ATOMIC_SEQ_CST) != 0 || anyRunqWork(&victim)) {
             gort_lock(&sched.lock);
             pp = pidleget();
             gort_unlock(&sched.lock);
@@ -1603,7 +1613,7 @@ static void goroutineDump(void)
 /* Called with sched.lock held whenever an M goes idle: if no M is left
  * running, no timer is pending and nobody waits on the network, every
  * goroutine is blocked for ever. */
-static void checkdead(void)
+void checkdead(void)
 {
     int32_t run = mcount - sched.nmidle - sched.nmidlelocked - sched.nmsys;
     if (run > 0)
@@ -1781,6 +1791,12 @@ GORT_API int gort_errno(void)
 {
     __asm__ volatile("" ::: "memory");
     return errno;
+}
+
+__attribute__((noinline)) void errno_set(int e)
+{
+    __asm__ volatile("" ::: "memory");
+    errno = e;
 }
 
 GORT_API int64_t gort_goid(void)

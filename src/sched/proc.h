@@ -22,6 +22,9 @@ uint32_t readgstatus(struct g *gp);
 /* A P whose M is gone finds a new M if there is work for it; else it goes
  * idle. */
 void handoffp(struct p *pp);
+/* With sched.lock held: reports a deadlock and exits if no M runs, no
+ * goroutine can run and nothing (timer, network) can wake one. */
+void checkdead(void);
 
 /* sysmon.c */
 extern uint32_t sysmonDelayUs;    /* atomic: sysmon's current sleep, in µs */

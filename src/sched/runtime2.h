@@ -307,6 +307,13 @@ static inline uint32_t fastrandn(uint32_t n)
 
 int64_t nanotime(void);
 
+/* errno as the calling goroutine sees it, read and written out of line:
+ * compilers keep errno's address across calls (glibc declares
+ * __errno_location const), and code that may have parked must not use an
+ * address computed on another thread.  gort_errno (gort.h) reads it. */
+int gort_errno(void);
+void errno_set(int e);
+
 struct sudog *acquireSudog(void);
 void releaseSudog(struct sudog *s);
 

@@ -102,14 +102,16 @@ static void sigurg_handler(int sig, siginfo_t *info, void *uctx)
     if (!gp || !gp->m || gp == gp->m->g0 || !gp->preempt || gp->m->locks ||
         !preemptible_pc(context_pc(uctx)))
         return;
-    int saved = errno;
+    /* errno through out-of-line calls: the goroutine may come back on
+     * another thread, and a cached &errno would name the old one's. */
+    int saved = gort_errno();
     /* The next goroutine on this thread must be preemptible too. */
     sigset_t urg;
     sigemptyset(&urg);
     sigaddset(&urg, SIGURG);
     pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
     goschedIfPreempted();
-    errno = saved;
+    errno_set(saved);
 }
 
 bool asyncPreemptOn;

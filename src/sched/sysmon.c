@@ -156,9 +156,20 @@ void sysmon(void)
         if (netpollinited() && lastpoll != 0 && lastpoll + 10 * 1000000LL < now &&
             __atomic_compare_exchange_n(&sched.lastpoll, &lastpoll, now, 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            /* The goroutines netpoll returns are no longer counted as
+             * waiting on the network but are not runnable yet: count
+             * sysmon as a running M meanwhile, or an M going idle could
+             * report a false deadlock. */
+            gort_lock(&sched.lock);
+            sched.nmidlelocked--;
+            gort_unlock(&sched.lock);
             struct g *list = netpoll(0);
             if (list)
                 injectglist(list);
+            gort_lock(&sched.lock);
+            sched.nmidlelocked++;
+            checkdead();
+            gort_unlock(&sched.lock);
         }
         if (retake(now))
             idle = 0;
