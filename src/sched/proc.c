@@ -583,11 +583,19 @@ static struct m *mget(void)
 
 /* ---- Waking Ps ----------------------------------------------------------- */
 
+/* Whoever queues work and then calls wakep needs a full barrier between
+ * the two, against a spinning M that gives up (findrunnable): either the
+ * queuer sees it spinning, or it sees the work.  runnext exchanges and
+ * sched.lock's release are locked instructions; a plain ring store is
+ * followed by runq_fence(). */
+static inline void runq_fence(void)
+{
+    if (!singleP)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 void wakep(void)
 {
-    /* Work was just queued (a store); the loads below must not pass it,
-     * or a spinning M giving up could miss it (findrunnable). */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == 0)
         return;
     uint32_t zero = 0;
@@ -824,6 +832,7 @@ static void afterswitch(void)
         break;
     case switchYieldLocal:
         runqput(mp->p, gp, false);
+        runq_fence();
         wakep();   /* an idle P may take it if the next G runs long */
         break;
     case switchYieldGlobal:
@@ -981,6 +990,7 @@ void injectglist(struct g *list)
         runqput(pp, list, false);
         list = next;
     }
+    runq_fence();
     wakep();
 }
 
