@@ -48,6 +48,14 @@
  *   GODEBUG=asyncpreempt=1   preempt a goroutine that runs 10 ms without
  *                            calling gort, by signal (libgort.so only; see
  *                            the limits in src/sched/signal.c).
+ *   GODEBUG=trace=FILE       write an execution trace of the run to FILE
+ *                            (Chrome trace-event JSON; see "Execution trace").
+ *   GODEBUG=memprofilerate=N heap profile sampling: one sample per N bytes
+ *                            allocated on average (default 524288; 0 off;
+ *                            1 every allocation).  See "Heap profile".
+ *   GORT_HEAPPROFILE=path    write a heap profile (pprof format) to path at
+ *                            exit; GORT_HEAPPROFILE_INTERVAL=S also every S
+ *                            seconds, from a thread that blocks all signals.
  * Several settings are separated by commas, as in Go.
  */
 #ifndef GORT_H
@@ -346,6 +354,55 @@ GORT_API int gort_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
 GORT_API int gort_fd_set_deadline(int fd, int64_t read_deadline, int64_t write_deadline);
 /* Unregisters fd (waking its waiters with EBADF) and closes it. */
 GORT_API int gort_close(int fd);
+
+/* ==== Heap profile: Go's memory profile (runtime.MemProfile) ==============
+ *
+ * gort samples allocations as Go does: on average one per MemProfileRate
+ * bytes allocated (a Poisson process over bytes, so larger blocks are more
+ * likely to be picked), recording each sample's call stack and size and
+ * matching its free.  The profile shows, per allocation site, the objects
+ * and bytes allocated since start (alloc_objects, alloc_space) and those
+ * still live (inuse_objects, inuse_space), unbiased for the sampling as Go
+ * does.  It is written in pprof's format (profile.proto, gzipped) with
+ * function names and mappings filled in, so `go tool pprof -top prog
+ * heap.pb.gz` reads it as it reads a Go heap profile.  Call stacks come from
+ * the DWARF unwind tables (no frame pointers needed) and are at most 40
+ * frames deep.
+ */
+
+/* pprof.WriteHeapProfile / pprof.Lookup("heap").WriteTo: writes the heap
+ * profile to fd.  Allocates (unsampled), so do not call it from a signal
+ * handler.  Returns 0, or -1 with errno set. */
+GORT_API int gort_heap_profile_write(int fd);
+/* runtime.MemProfileRate = bytes: 0 stops sampling, 1 records every
+ * allocation.  Each thread switches at its next sample point; set it early,
+ * as Go advises, for a profile taken at one rate. */
+GORT_API void gort_set_memprofile_rate(int64_t bytes);
+/* runtime.MemProfileRate. */
+GORT_API int64_t gort_memprofile_rate(void);
+
+/* ==== Execution trace (Go's runtime/trace) ===============================
+ *
+ * Records, with nanosecond stamps, what each P and M does: goroutines
+ * created, started, blocked (with the reason: channel, select, sleep, I/O,
+ * mutex...), unblocked and ended; system calls and P hand-offs; work
+ * stealing; the heap size every 10 ms.  Events go to per-P buffers without
+ * locks; a background thread (all signals blocked) writes them as Chrome
+ * trace-event JSON: one lane ("tid") per P plus "no P", a slice "G<id>"
+ * for each stretch a goroutine runs, instants for every event and a
+ * "HeapAlloc" counter.  Open the file in https://ui.perfetto.dev or
+ * chrome://tracing, or make a self-contained HTML timeline of it with
+ * `tools/gort-trace-html trace.json -o trace.html`.  Off, each hook costs
+ * one predictable branch.  GODEBUG=trace=FILE traces the whole run.
+ */
+
+/* runtime/trace.Start: starts writing the trace to path (created or
+ * truncated).  Returns 0, or -1 with errno (EBUSY: already tracing). */
+GORT_API int gort_trace_start(const char *path);
+/* runtime/trace.Stop: writes out what is buffered and closes the file.
+ * Done at exit for a trace still running.  Returns 0, or -1 with errno
+ * (EINVAL: not tracing, EIO: the file could not be written). */
+GORT_API int gort_trace_stop(void);
 
 #ifdef __cplusplus
 }

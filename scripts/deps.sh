@@ -6,7 +6,7 @@ set -eu
 want=(gcc:gcc make:make cc:gcc)
 case "${1:-build}" in
 test) want+=(g++:g++ clang:clang python3:python3 sqlite3:sqlite3 gawk:gawk
-             pkg-config:pkg-config gzip:gzip tar:tar) ;;
+             pkg-config:pkg-config gzip:gzip tar:tar chromium:chromium go:golang-go) ;;
 run|bench)
       want+=(python3:python3 /usr/bin/time:time sqlite3:sqlite3 redis-server:redis-server
              redis-benchmark:redis-tools gnuplot:gnuplot-nox valgrind:valgrind) ;;

@@ -79,6 +79,41 @@ static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
     return __atomic_load_n(&ha->pageinfo[arena_pageIndex(p)], __ATOMIC_RELAXED);
 }
 
+/* Bit 7 of a page's class byte: the page holds objects sampled by the
+ * heap profiler, how many in bits 24-30 (saturating at 127).  No class has
+ * bit 7, so free()'s fast path finds no class for an object of a marked
+ * page and takes the slow path, which tells the profiler of the free and
+ * unmarks the page with its last sampled object (or the page's hot,
+ * recycled objects would all stay on the slow path).  A span's pageinfo is
+ * rewritten when it is freed or reused. */
+#define PAGEINFO_SAMPLED 0x80u
+#define PAGEINFO_SAMPLE1 (1u << 24)
+#define PAGEINFO_SAMPLEMAX 127u
+
+static inline void arena_markSampled(uintptr_t p)
+{
+    uint32_t *w = &arena_of_unchecked(p)->pageinfo[arena_pageIndex(p)];
+    uint32_t old = __atomic_load_n(w, __ATOMIC_RELAXED), new;
+    do {
+        uint32_t n = old >> 24;
+        new = (n < PAGEINFO_SAMPLEMAX ? old + PAGEINFO_SAMPLE1 : old) | PAGEINFO_SAMPLED;
+    } while (!__atomic_compare_exchange_n(w, &old, new, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+static inline void arena_unmarkSampled(uintptr_t p)
+{
+    uint32_t *w = &arena_of_unchecked(p)->pageinfo[arena_pageIndex(p)];
+    uint32_t old = __atomic_load_n(w, __ATOMIC_RELAXED), new;
+    do {
+        uint32_t n = old >> 24;
+        if (n == 0 || n == PAGEINFO_SAMPLEMAX)
+            return;   /* not counted, or saturated: stays marked */
+        new = old - PAGEINFO_SAMPLE1;
+        if (n == 1)
+            new &= ~PAGEINFO_SAMPLED;
+    } while (!__atomic_compare_exchange_n(w, &old, new, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
 /* Sets pageinfo of the npages pages from base for a small span of size
  * class sizeclass, or clears it (sizeclass 0).  Heap lock held. */
 void arena_setPageInfo(uintptr_t base, uintptr_t npages, unsigned sizeclass);

@@ -61,6 +61,7 @@
  * sanitizer owns malloc).
  */
 #include "mem/malloc.h"
+#include "prof/mprof.h"
 #include "mem/arena.h"
 #include "mem/mcache.h"
 #include "mem/mcentral.h"
@@ -124,6 +125,7 @@ static void mallocinit(void)
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
     /* May allocate: only now that the heap works. */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    mprof_init();
 }
 
 static inline int malloc_ready(void)
@@ -181,6 +183,41 @@ void malloc_exited_counts(uint64_t *nmalloc, uint64_t *nfree,
 
 /* ---- Allocation ------------------------------------------------------- */
 
+/* The heap profiler's sampling point (prof/mprof.c): every path subtracts
+ * the object's size from c->next_sample, and the allocation that takes it
+ * below zero is recorded.  A sampled small object's page is marked so
+ * that its free reaches free_slow, which tells the profiler. */
+/* next_sample is the owner's, but gort_set_memprofile_rate redraws every
+ * cache's from another thread: relaxed atomic loads and stores (plain moves)
+ * make that race benign; a lost update only delays the new rate to the next
+ * sample. */
+static inline int64_t sample_countdown(struct mcache *c, int64_t size)
+{
+    int64_t left = __atomic_load_n(&c->next_sample, __ATOMIC_RELAXED) - size;
+    __atomic_store_n(&c->next_sample, left, __ATOMIC_RELAXED);
+    return left;
+}
+
+__attribute__((noinline)) static void *malloc_sample(struct mcache *c, void *p, size_t size)
+{
+    __atomic_store_n(&c->next_sample, mprof_nextSample(), __ATOMIC_RELAXED);
+    if (size <= _MaxSmallSize)
+        arena_markSampled((uintptr_t)p);
+    mprof_malloc(p, size);
+    return p;
+}
+
+/* The slow paths' version of the fast path's check. */
+static inline void *malloc_count_sample(void *p, size_t size)
+{
+    struct mcache *c = tls_mcache;
+    /* (The shared static caches never sample: not theirs to count.) */
+    if (p && c != &mcache_bootstrap && c != &mcache_exited &&
+        __builtin_expect(sample_countdown(c, (int64_t)size) < 0, 0))
+        return malloc_sample(c, p, size);
+    return p;
+}
+
 static void *malloc_large(size_t size, size_t align)
 {
     if (!malloc_ready())
@@ -198,7 +235,7 @@ static void *malloc_large(size_t size, size_t align)
         return NULL;
     }
     count_alloc(mcache_current(), 0, npages << _PageShift);
-    return (void *)s->startAddr;
+    return malloc_count_sample((void *)s->startAddr, npages << _PageShift);
 }
 
 /* An object of size class cls (>= 1), off the fast path.  calloc passes
@@ -234,7 +271,7 @@ static void *malloc_class(unsigned cls, int uselist)
         return NULL;
     }
     count_alloc(c, cls, 0);
-    return p;
+    return malloc_count_sample(p, class_to_size[cls]);
 }
 
 __attribute__((noinline)) static void *malloc_slow(size_t size)
@@ -260,6 +297,8 @@ void *gort_malloc(size_t size)
     void *p = freelist_pop(fl);
     if (__builtin_expect(p != NULL, 1)) {
         mcache_count(&fl->nmalloc, 1);
+        if (__builtin_expect(sample_countdown(c, class_to_size[cls]) < 0, 0))
+            return malloc_sample(c, p, class_to_size[cls]);
         return p;
     }
     return malloc_slow(size);
@@ -295,6 +334,8 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     int saved_errno = errno;
     uintptr_t p = (uintptr_t)ptr;
     struct mspan *s = span_of_checked(p, fn);
+    if (__atomic_load_n(&mprof_any, __ATOMIC_RELAXED) && mprof_free(ptr) && s->spanclass != 0)
+        arena_unmarkSampled(p);
     struct mcache *c = mcache_current();
     if (s->spanclass == 0) {
         count_free(c, 0, s->npages << _PageShift);

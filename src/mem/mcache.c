@@ -2,6 +2,7 @@
  * mcache.c — per-thread caches: creation, refill, flush at thread exit.
  */
 #include "mem/mcache.h"
+#include "prof/mprof.h"
 #include "mem/mcentral.h"
 #include "mem/mheap.h"
 #include "os/lock.h"
@@ -15,8 +16,10 @@ __thread struct mcache *tls_mcache __attribute__((tls_model("initial-exec"))) =
     &mcache_bootstrap;
 /* Valid before any initialisation: other libraries' constructors may
  * allocate before gort's own runs. */
-struct mcache mcache_bootstrap = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan}};
-struct mcache mcache_exited = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan}};
+struct mcache mcache_bootstrap = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan},
+                                  .next_sample = INT64_MAX};
+struct mcache mcache_exited = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan},
+                               .next_sample = INT64_MAX};
 struct mcache *allmcaches;
 struct mcache *mcache_shared;
 
@@ -107,6 +110,7 @@ static struct mcache *mcache_new(void)
     }
     c->inuse = 1;
     gort_unlock(&mcaches_lock);
+    c->next_sample = mprof_nextSample();
     return c;
 }
 

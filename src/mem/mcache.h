@@ -45,6 +45,10 @@ struct freelist {
 struct mcache {
     struct freelist free[_NumSizeClasses]; /* freed objects, per size class */
     uintptr_t key;                         /* freelist_key, or 0 (bootstrap) */
+    /* Bytes to allocate before the next heap-profile sample (Go's
+     * nextSample): malloc subtracts each object's size and samples when it
+     * goes negative.  INT64_MAX in the static caches and with profiling off. */
+    int64_t next_sample;
     struct mspan *alloc[numSpanClasses];   /* the span each class allocates from */
     uint64_t largeAllocBytes;
     uint64_t largeFreeBytes;

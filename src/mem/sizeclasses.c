@@ -20,7 +20,7 @@ const uint8_t class_to_allocnpages[_NumSizeClasses] = {
 
 uint32_t class_to_divmagic[_NumSizeClasses];
 uint16_t class_to_nelems[_NumSizeClasses];
-struct classinfo class_info[_NumSizeClasses];
+struct classinfo class_info[256];
 uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
 uint8_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
 

@@ -51,7 +51,9 @@ struct classinfo {
     uint16_t size;
     uint16_t nelems;
 };
-extern struct classinfo class_info[_NumSizeClasses];
+/* Indexed by a page's class byte (arena pageinfo): entries past the last
+ * class are zero, so a page marked PAGEINFO_SAMPLED matches no class. */
+extern struct classinfo class_info[256];
 extern uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
 extern uint8_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
 

@@ -17,6 +17,7 @@ struct godebug debug = {
     .schedtrace = 0,
     .scheddetail = 0,
     .asyncpreempt = 0,
+    .memprofilerate = -1,
 };
 
 struct knob {
@@ -36,6 +37,7 @@ static const struct knob knobs[] = {
     {"schedtrace", 0, 3600 * 1000LL, 1, &debug.schedtrace, 0},
     {"scheddetail", 0, 1, 1, &debug.scheddetail, 1},
     {"asyncpreempt", 0, 1, 1, &debug.asyncpreempt, 1},
+    {"memprofilerate", 0, (int64_t)1 << 40, 1, &debug.memprofilerate, 0},
 };
 
 /* Settings whose value is a word. */
@@ -82,6 +84,16 @@ static void apply(const char *item, const char *end)
                 return;
             }
         report_bad(item, end);
+        return;
+    }
+    if (namelen == 5 && memcmp(item, "trace", 5) == 0) {
+        size_t vlen = (size_t)(end - eq - 1);
+        if (vlen == 0 || vlen >= sizeof debug.trace) {
+            report_bad(item, end);
+            return;
+        }
+        memcpy(debug.trace, eq + 1, vlen);
+        debug.trace[vlen] = 0;
         return;
     }
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {

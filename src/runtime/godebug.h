@@ -19,6 +19,8 @@ struct godebug {
     int64_t schedtrace;      /* ms between scheduler trace lines (0: off) */
     int scheddetail;         /* 1: per-P, per-M and per-G detail in the trace */
     int asyncpreempt;        /* 1: preempt long-running goroutines by signal */
+    int64_t memprofilerate;  /* heap profile sampling rate in bytes (-1: unset) */
+    char trace[1024];        /* trace=FILE: execution trace written there ("": off) */
 };
 
 extern struct godebug debug;

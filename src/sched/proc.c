@@ -65,6 +65,7 @@
 #include "runtime/print.h"
 #include "sched/preempt.h"
 #include "sched/proc.h"
+#include "trace/trace.h"
 #include "sched/stack.h"
 
 /* Valgrind must be told where goroutine stacks are, or it takes every
@@ -304,6 +305,7 @@ static void acquirep(struct p *pp)
     __atomic_store_n(&pp->m, mp, __ATOMIC_RELAXED);
     __atomic_store_n(&pp->status, _Prunning, __ATOMIC_RELEASE);
     mcache_attach(mp, pp);
+    TRACE(traceEvProcStart, (uint64_t)pp->id, (uint64_t)mp->id);
 }
 
 static struct p *releasep(void)
@@ -312,6 +314,7 @@ static struct p *releasep(void)
     struct p *pp = mp->p;
     if (!pp || pp->m != mp)
         throw("releasep: invalid p state");
+    TRACE(traceEvProcStop, (uint64_t)pp->id, (uint64_t)mp->id);
     mcache_detach(mp);
     mp->p = NULL;
     __atomic_store_n(&pp->m, NULL, __ATOMIC_RELAXED);
@@ -500,6 +503,7 @@ static struct g *runqsteal(struct p *pp, struct p *p2, bool stealRunNext)
     uint32_t n = runqgrab(p2, pp->runq, tail, stealRunNext);
     if (n == 0)
         return NULL;
+    TRACE(traceEvSteal, (uint64_t)p2->id, n);
     n--;
     struct g *gp = slot_load(pp, tail + n);
     if (n == 0)
@@ -790,6 +794,8 @@ void newproc(void (*fn)(void *), void *arg)
     newg->selectDone = 0;
     casgstatus(newg, _Gdead, _Grunnable);
     countGoroutine(pp, 1);
+    TRACE(traceEvGoCreate, (uint64_t)newg->goid,
+          (uint64_t)(cur && cur->m && cur != cur->m->g0 ? cur->goid : 0));
     if (pp) {
         runqput(pp, newg, true);
     } else {
@@ -870,6 +876,7 @@ static void prepare(struct m *mp, struct g *gp, bool inheritTime)
     __atomic_store_n(&mp->curg, gp, __ATOMIC_RELAXED);
     gp->m = mp;
     casgstatus(gp, _Grunnable, _Grunning);
+    TRACE(traceEvGoStart, (uint64_t)gp->goid, (uint64_t)mp->p->id);
     if (!inheritTime)
         __atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
     if (!gp->sched.sp) {
@@ -931,6 +938,7 @@ void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reaso
     mp->switchop = switchPark;
     gp->waitreason = reason;
     casgstatus(gp, _Grunning, _Gwaiting);
+    TRACE(traceEvGoBlock, (uint64_t)gp->goid, reason);
     leave(gp);
 }
 
@@ -950,6 +958,8 @@ void goready(struct g *gp)
 {
     casgstatus(gp, _Gwaiting, _Grunnable);
     struct g *cur = getg();
+    TRACE(traceEvGoUnblock, (uint64_t)gp->goid,
+          (uint64_t)(cur && cur->m && cur != cur->m->g0 ? cur->goid : 0));
     struct p *pp = cur && cur->m ? cur->m->p : NULL;
     if (pp) {
         runqput(pp, gp, true);
@@ -968,6 +978,7 @@ void injectglist(struct g *list)
     int n = 0;
     for (struct g *gp = list; gp; gp = gp->schedlink) {
         casgstatus(gp, _Gwaiting, _Grunnable);
+        TRACE(traceEvGoUnblock, (uint64_t)gp->goid, 0);
         n++;
     }
     struct g *cur = getg();
@@ -1399,6 +1410,7 @@ void gort_goexit(void)
     struct g *gp = getg();
     struct m *mp = gp->m;
     casgstatus(gp, _Grunning, _Gdead);
+    TRACE(traceEvGoEnd, (uint64_t)gp->goid, 0);
     if (gp->fn == runtime_main)
         mainGoexited = true;
     countGoroutine(mp->p, -1);
@@ -1502,6 +1514,7 @@ void gort_syscall_enter(void)
     if (mp->locks)
         throw("gort_syscall_enter: holding runtime locks");
     casgstatus(gp, _Grunning, _Gsyscall);
+    TRACE(traceEvGoSysCall, (uint64_t)gp->goid, 0);
     __atomic_store_n(&pp->syscallstart, nanotime(), __ATOMIC_RELEASE);
     mcache_detach(mp);
     __atomic_store_n(&pp->m, NULL, __ATOMIC_RELAXED);
@@ -1523,6 +1536,7 @@ void gort_syscall_exit(void)
     struct m *mp = gp->m;
     struct p *oldp = mp->oldp;
     mp->oldp = NULL;
+    TRACE(traceEvGoSysExit, (uint64_t)gp->goid, 0);
     uint32_t want = _Psyscall;
     if (oldp && __atomic_compare_exchange_n(&oldp->status, &want, _Pidle, 0,
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
@@ -1725,6 +1739,7 @@ static void schedinit(void)
     sched.lastpoll = nanotime();
     stackinit();
     stack_signals_init();
+    trace_init();
     if (debug.asyncpreempt)
         preempt_signals_init();
     int32_t procs = ncpu;

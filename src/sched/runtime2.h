@@ -195,6 +195,8 @@ struct p {
     struct timer **timers;
     int32_t ntimers, captimers;
     int64_t timer0When;          /* atomic: the earliest when, 0 if none */
+
+    void *tracebuf;              /* execution trace events (trace.c), or NULL */
 };
 
 struct gQueue {

@@ -22,6 +22,8 @@
 #include "runtime/print.h"
 #include "sched/preempt.h"
 #include "sched/proc.h"
+#include "trace/trace.h"
+#include "gort.h"
 
 uint32_t sysmonDelayUs;
 
@@ -93,6 +95,7 @@ static int retake(int64_t now)
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
                 n++;
                 __atomic_store_n(&pp->syscalltick, pp->syscalltick + 1, __ATOMIC_RELAXED);
+                TRACE(traceEvGoSysBlock, (uint64_t)pp->id, 0);
                 handoffp(pp);
             }
         }
@@ -108,7 +111,7 @@ void sysmon(void)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, NULL);
-    int64_t lasttrace = 0;
+    int64_t lasttrace = 0, lastheap = 0;
     uint32_t idle = 0, delay = 20;
     for (;;) {
         if (idle == 0)
@@ -175,6 +178,12 @@ void sysmon(void)
             idle = 0;
         else
             idle++;
+        if (trace_on && lastheap + 10 * 1000000LL <= now) {
+            lastheap = now;
+            struct gort_memstats ms;
+            gort_memstats(&ms);
+            TRACE(traceEvHeapAlloc, ms.heap_alloc, 0);
+        }
         if (debug.schedtrace > 0 && lasttrace + debug.schedtrace * 1000000 <= now) {
             lasttrace = now;
             schedtrace(debug.scheddetail != 0);
