@@ -34,9 +34,10 @@ struct heapArena {
     struct mspan *spans[pagesPerArena];
     uint64_t released[pagesPerArena / 64];   /* 1 = page not backed (reads 0) */
     /* For a page of an in-use small-object span: its size class (bits
-     * 0-7) and its page offset in the span (bits 8-31); 0 for every other
-     * page.  free() validates and classifies a pointer from this dense
-     * table and the class tables alone, without touching the mspan. */
+     * 0-6), PAGEINFO_SAMPLED (bit 7), its page offset in the span (bits
+     * 8-23) and its count of heap-profile samples (bits 24-30); 0 for every
+     * other page.  free() validates and classifies a pointer from this
+     * dense table and the class tables alone, without touching the mspan. */
     uint32_t pageinfo[pagesPerArena];
 };
 
