@@ -1285,7 +1285,6 @@ top:;
 /* Hands the locked G gp to its M and parks this one. */
 static void startlockedm(struct g *gp)
 {
-    struct m *mp = getg()->m;
     struct m *lm = gp->lockedm;
     struct p *pp = releasep();
     gort_lock(&sched.lock);
@@ -1294,7 +1293,6 @@ static void startlockedm(struct g *gp)
     lm->nextp = pp;
     lm->nextg = gp;
     notewakeup(&lm->park);
-    (void)mp;
     stopm();
 }
 
