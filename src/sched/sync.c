@@ -299,6 +299,13 @@ GORT_API void gort_waitgroup_done(gort_waitgroup *wg)
 GORT_API void gort_waitgroup_wait(gort_waitgroup *wg)
 {
     uint64_t state = __atomic_load_n(&wg->state, __ATOMIC_SEQ_CST);
+    /* Let queued goroutines run once before sleeping: the ones Wait waits
+     * for are often right there (go f(); wg.Wait()), and if they finish
+     * first no semaphore is needed on either side. */
+    if ((uint32_t)(state >> 32) != 0 && ingoroutine()) {
+        goyield();
+        state = __atomic_load_n(&wg->state, __ATOMIC_SEQ_CST);
+    }
     for (;;) {
         if ((uint32_t)(state >> 32) == 0)
             return;
