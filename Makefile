@@ -86,7 +86,7 @@ $(BUILD)/gort.pc: gort.pc.in Makefile
 
 # Tests link the static library, so the test binary itself defines malloc and
 # every library it loads allocates from gort, exactly as a -lgort program does.
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libgort.a
+$(BUILD)/tests/%: tests/%.c tests/check.h tests/child.h $(BUILD)/libgort.a
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
 	@$(CC) $(TESTFLAGS) $< -o $@ $(BUILD)/libgort.a -lm
