@@ -2,7 +2,8 @@
  * child.h — how the scheduler tests run a case: this binary re-executed in
  * a named mode (GORT_TEST_MODE) with its own environment, stderr captured
  * through a pipe, killed after a time limit.  The driver then checks the
- * exit status and the text, reports a failed case with FAIL and goes on.
+ * exit status and the text, reports a failed case with FAIL and goes on
+ * (or, with expect_run and expect_fatal, stops at the first failure).
  */
 #ifndef GORT_TEST_CHILD_H
 #define GORT_TEST_CHILD_H
@@ -31,14 +32,14 @@ struct child {
     double secs;
 };
 
-static double now_s(void)
+static inline double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool env_is(const char *entry, const char *name)
+static inline bool env_is(const char *entry, const char *name)
 {
     size_t n = strlen(name);
     return strncmp(entry, name, n) == 0 && entry[n] == '=';
@@ -47,7 +48,7 @@ static bool env_is(const char *entry, const char *name)
 /* Runs this binary in mode with the extra environment entries env
  * ("NAME=VALUE", NULL-terminated; GOMAXPROCS and GODEBUG are otherwise
  * unset), collecting stderr; kills it after limit seconds. */
-static void run_child(struct child *ch, const char *mode, const char *const *env, int limit)
+static inline void run_child(struct child *ch, const char *mode, const char *const *env, int limit)
 {
     size_t n = 0;
     while (environ[n])
@@ -121,14 +122,14 @@ static void run_child(struct child *ch, const char *mode, const char *const *env
     ch->secs = now_s() - t0;
 }
 
-static void show_child(const char *what, const struct child *ch)
+static inline void show_child(const char *what, const struct child *ch)
 {
     fprintf(stderr, "---- %s: status 0x%x%s, %.2fs, stderr:\n%s----\n", what, ch->status,
             ch->timed_out ? " (timed out)" : "", ch->secs, ch->err);
 }
 
 /* A failed case in the driver: reported, counted, and the next case runs. */
-static int failures;
+static int failures __attribute__((unused));
 #define FAIL(...)                                                          \
     do {                                                                   \
         fprintf(stderr, "FAIL: ");                                         \
@@ -137,16 +138,44 @@ static int failures;
         failures++;                                                        \
     } while (0)
 
-static bool exited(const struct child *ch, int code)
+static inline bool exited(const struct child *ch, int code)
 {
     return !ch->timed_out && WIFEXITED(ch->status) && WEXITSTATUS(ch->status) == code;
 }
 
 /* GORT_TEST_ONLY=<name> runs that case alone. */
-static bool selected(const char *name)
+static inline bool selected(const char *name)
 {
     const char *only = getenv("GORT_TEST_ONLY");
     return !only || strcmp(only, name) == 0;
+}
+
+/* Runs mode with GOMAXPROCS=procs and requires exit status 0; the child's
+ * stderr is shown when it fails. */
+static inline void expect_run(const char *mode, const char *procs, int limit)
+{
+    char gmp[64];
+    snprintf(gmp, sizeof gmp, "GOMAXPROCS=%s", procs);
+    const char *env[] = {gmp, NULL};
+    struct child ch;
+    run_child(&ch, mode, env, limit);
+    if (!exited(&ch, 0))
+        show_child(mode, &ch);
+    CHECKF(exited(&ch, 0), "%s, GOMAXPROCS=%s: status 0x%x", mode, procs, ch.status);
+    free(ch.err);
+}
+
+/* Runs mode and requires it to die of SIGABRT with msg on stderr (Go's
+ * fatal errors). */
+static inline void expect_fatal(const char *mode, const char *msg)
+{
+    struct child ch;
+    run_child(&ch, mode, NULL, 60);
+    CHECKF(!ch.timed_out && WIFSIGNALED(ch.status) && WTERMSIG(ch.status) == SIGABRT,
+           "%s: status 0x%x, want SIGABRT; stderr:\n%s", mode, ch.status, ch.err);
+    CHECKF(strstr(ch.err, msg) != NULL, "%s: stderr lacks \"%s\":\n%s", mode, msg, ch.err);
+    printf("ok   fatal %-14s %s\n", mode, msg);
+    free(ch.err);
 }
 
 #endif

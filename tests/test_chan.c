@@ -24,6 +24,7 @@
 
 #include "gort.h"
 #include "check.h"
+#include "child.h"
 #include "sched/chan.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -532,60 +533,6 @@ static int fatal_main(int argc, char **argv)
 
 /* ---- The driver ------------------------------------------------------------------ */
 
-/* Runs this binary again with GORT_TEST_MODE=mode (and GOMAXPROCS=procs if
- * given).  With out, stderr goes into out (cap bytes).  Returns the wait
- * status. */
-static int rerun(const char *mode, const char *procs, char *out, size_t cap)
-{
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        if (out)
-            dup2(fds[1], 2);
-        close(fds[1]);
-        setenv("GORT_TEST_MODE", mode, 1);
-        if (procs)
-            setenv("GOMAXPROCS", procs, 1);
-        alarm(60);
-        char *argv[] = {(char *)"test_chan", NULL};
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    for (;;) {
-        char tmp[512];
-        ssize_t n = read(fds[0], tmp, sizeof tmp);
-        if (n <= 0)
-            break;
-        if (out && len + 1 < cap) {
-            size_t k = (size_t)n < cap - 1 - len ? (size_t)n : cap - 1 - len;
-            memcpy(out + len, tmp, k);
-            len += k;
-        }
-    }
-    if (out)
-        out[len] = 0;
-    close(fds[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    return st;
-}
-
-static void expect_fatal(const char *mode, const char *msg)
-{
-    char out[4096];
-    int st = rerun(mode, NULL, out, sizeof out);
-    CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
-           "%s: status 0x%x, want SIGABRT; stderr:\n%s", mode, st, out);
-    CHECKF(strstr(out, msg) != NULL, "%s: stderr lacks \"%s\":\n%s", mode, msg, out);
-    printf("ok   fatal %-14s %s\n", mode, msg);
-}
-
 static void *plain_recv(void *arg)
 {
     gort_chan_recv(arg, NULL);
@@ -609,9 +556,7 @@ int main(int argc, char **argv)
 
     const char *procs[] = {"1", "2"};
     for (int i = 0; i < 2; i++) {
-        int st = rerun("run", procs[i], NULL, 0);
-        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-               "GOMAXPROCS=%s: status 0x%x", procs[i], st);
+        expect_run("run", procs[i], 60);
         printf("ok   functional tests, GOMAXPROCS=%s\n", procs[i]);
     }
     expect_fatal("closeclose", "fatal error: close of closed channel");

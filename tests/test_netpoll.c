@@ -36,6 +36,7 @@
 
 #include "gort.h"
 #include "check.h"
+#include "child.h"
 #include "sched/runtime2.h"
 
 #define MS 1000000LL
@@ -377,23 +378,6 @@ static int app_main(int argc, char **argv)
     return 0;
 }
 
-static int rerun(const char *procs, char **argv)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        setenv("GORT_TEST_MODE", "run", 1);
-        setenv("GOMAXPROCS", procs, 1);
-        alarm(60);
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    return st;
-}
-
 int main(int argc, char **argv)
 {
     const char *mode = getenv("GORT_TEST_MODE");
@@ -402,9 +386,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const char *procs[] = {"2", "1"};
     for (int i = 0; i < 2; i++) {
-        int st = rerun(procs[i], argv);
-        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-               "GOMAXPROCS=%s: status 0x%x", procs[i], st);
+        expect_run("run", procs[i], 60);
     }
     return 0;
 }
