@@ -261,6 +261,29 @@ GORT_API void gort_chan_free(gort_chan *c)
     gort_free(c);
 }
 
+/* Parks the calling goroutine on queue q of c (whose lock is held, and
+ * released by the park) until a partner completes the operation through
+ * elem, or close wakes it.  Returns whether a partner did (false: closed). */
+static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reason)
+{
+    struct g *gp = getg();
+    struct sudog *mysg = acquireSudog();   /* zeroed */
+    mysg->g = gp;
+    mysg->elem = elem;
+    mysg->c = c;
+    gp->waiting = mysg;
+    gp->param = NULL;
+    waitq_enqueue(q, mysg);
+    goparkunlock(&c->lock, reason);
+    if (gp->param != mysg)
+        throw("chan: bad wakeup");
+    gp->waiting = NULL;
+    gp->param = NULL;
+    bool success = mysg->success;
+    releaseSudog(mysg);
+    return success;
+}
+
 /* ---- send ----------------------------------------------------------------- */
 
 bool chansend(struct hchan *c, const void *elem, bool block)
@@ -304,27 +327,7 @@ bool chansend(struct hchan *c, const void *elem, bool block)
     }
 
     /* Park until a receiver takes the value straight from elem. */
-    struct g *gp = getg();
-    struct sudog *mysg = acquireSudog();
-    mysg->g = gp;
-    mysg->elem = (void *)elem;    /* only read by the receiver */
-    mysg->c = c;
-    mysg->isSelect = false;
-    mysg->success = false;
-    mysg->waitlink = NULL;
-    gp->waiting = mysg;
-    gp->param = NULL;
-    waitq_enqueue(&c->sendq, mysg);
-    goparkunlock(&c->lock, waitReasonChanSend);
-
-    if (gp->param != mysg)
-        throw("chansend: bad wakeup");
-    gp->waiting = NULL;
-    gp->param = NULL;
-    bool closed = !mysg->success;
-    mysg->c = NULL;
-    releaseSudog(mysg);
-    if (closed)
+    if (!chan_park(c, &c->sendq, (void *)elem, waitReasonChanSend))
         throw("send on closed channel");   /* (c may already be freed) */
     return true;
 }
@@ -388,26 +391,7 @@ bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
     }
 
     /* Park until a sender (or close) fills elem. */
-    struct g *gp = getg();
-    struct sudog *mysg = acquireSudog();
-    mysg->g = gp;
-    mysg->elem = elem;
-    mysg->c = c;
-    mysg->isSelect = false;
-    mysg->success = false;
-    mysg->waitlink = NULL;
-    gp->waiting = mysg;
-    gp->param = NULL;
-    waitq_enqueue(&c->recvq, mysg);
-    goparkunlock(&c->lock, waitReasonChanReceive);
-
-    if (gp->param != mysg)
-        throw("chanrecv: bad wakeup");
-    gp->waiting = NULL;
-    gp->param = NULL;
-    *received = mysg->success;
-    mysg->c = NULL;
-    releaseSudog(mysg);
+    *received = chan_park(c, &c->recvq, elem, waitReasonChanReceive);
     return true;
 }
 
