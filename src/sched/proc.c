@@ -1562,7 +1562,7 @@ void gort_syscall_exit(void)
     }
     /* No P: queue the G from g0, once it is off its stack. */
     casgstatus(gp, _Gsyscall, _Grunnable);
-    mp->curg = NULL;
+    __atomic_store_n(&mp->curg, NULL, __ATOMIC_RELAXED);   /* sysmon reads it */
     gp->m = NULL;
     mp->switchg = gp;
     mp->switchop = switchExitSyscall;
