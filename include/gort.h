@@ -152,6 +152,19 @@ struct gort_memstats {
         uint64_t mallocs;    /* cumulative objects allocated in this class */
         uint64_t frees;      /* cumulative objects freed in this class */
     } by_size[GORT_NUM_SIZE_CLASSES];
+
+    /* The collector (its objects are also counted in the fields above). */
+    uint64_t gc_heap_live;   /* bytes of collected objects not yet found dead */
+    uint64_t gc_heap_marked; /* live bytes the last cycle marked */
+    uint64_t gc_objects;     /* collected objects allocated, not yet swept */
+    uint64_t next_gc;        /* NextGC: heap goal of the next cycle, bytes */
+    uint64_t last_gc;        /* LastGC: end of the last cycle, ns since the epoch */
+    uint64_t pause_total_ns; /* PauseTotalNs: every stop-the-world pause */
+    uint64_t pause_ns[256];  /* PauseNs: recent pauses, the last at [(num_gc+255)%256] */
+    uint64_t pause_end[256]; /* PauseEnd: when they ended, ns since the epoch */
+    uint32_t num_gc;         /* NumGC: completed cycles */
+    uint32_t num_forced_gc;  /* NumForcedGC: cycles run by gort_gc */
+    double gc_cpu_fraction;  /* GCCPUFraction: share of CPU time spent collecting */
 };
 
 /* Fills *out with a consistent-enough snapshot (counters of other threads
@@ -380,6 +393,142 @@ GORT_API int gort_heap_profile_write(int fd);
 GORT_API void gort_set_memprofile_rate(int64_t bytes);
 /* runtime.MemProfileRate. */
 GORT_API int64_t gort_memprofile_rate(void);
+
+/* ==== The collector: Go's garbage collector for C =========================
+ *
+ * Objects from gort_new and its kin are collected: their memory comes back
+ * once nothing reaches them.  They live in the same heap as malloc's blocks
+ * (their own span classes, the same mheap and per-P caches) but are never
+ * passed to free().  What reaches an object:
+ *   - a word on any registered thread's stack or in its registers (every
+ *     goroutine, every gort M, and every plain thread that has called
+ *     gort_new or gort_register_thread);
+ *   - a word in the writable data and bss of the program and of every
+ *     loaded library;
+ *   - a word in a range given to gort_add_roots, or in a block from
+ *     gort_malloc_uncollectable;
+ *   - a word inside a reachable collected object (every word, or only the
+ *     words its gort_type names).
+ * These are scanned conservatively: a word that points at or inside a live
+ * collected object keeps it, whatever the word really is.  Blocks from plain
+ * malloc are NOT scanned (as with the Boehm GC): a pointer to a collected
+ * object kept only in malloc'd memory does not keep it.  Thread-local
+ * variables are not scanned either.
+ *
+ * Collection stops the world: every registered thread is stopped (by signal
+ * when it is not at a gort call), marked in parallel on GOMAXPROCS threads,
+ * and restarted; memory is then swept lazily and by a background thread.
+ * A stopped thread's blocking system call may return EINTR (as under the
+ * Boehm GC); gort's own calls retry.  gort_store is the pointer store with
+ * Go's write barrier, for the concurrent mode; in this mode it is a plain
+ * store, and code that does not use it is safe.
+ *
+ * Pacing is Go's: a cycle starts when the heap has grown GOGC percent
+ * (default 100) over the live heap plus stacks and globals (at least
+ * 4 MiB); GOGC=off disables it; GOMEMLIMIT=N[KiB|MiB|GiB] is a soft limit
+ * that brings cycles forward.  GODEBUG=gctrace=1 prints Go's line per
+ * cycle on stderr; GODEBUG=gccheckmark=1 re-marks each heap and aborts on
+ * an object the first mark missed.
+ *
+ * Go and Boehm names: gort_new = new(T) / GC_MALLOC; gort_new_noscan =
+ * GC_MALLOC_ATOMIC; gort_new_typed = new(T) with T's pointer map /
+ * GC_malloc_explicitly_typed; gort_gc = runtime.GC / GC_gcollect;
+ * gort_set_finalizer = runtime.SetFinalizer / GC_register_finalizer;
+ * gort_add_cleanup = runtime.AddCleanup; gort_weak_* = weak.Pointer /
+ * GC_general_register_disappearing_link; gort_keepalive = runtime.KeepAlive.
+ */
+
+/* A zeroed collected object of size bytes, aligned as malloc's, scanned
+ * conservatively.  NULL with errno = ENOMEM when it cannot be had (size 0
+ * gives a unique object). */
+GORT_API GORT_MALLOC_ATTR void *gort_new(size_t size);
+/* A zeroed collected object that is never scanned: it must not hold the only
+ * pointer to another collected object.  Under 16 bytes, objects share
+ * 16-byte blocks (Go's tiny allocator). */
+GORT_API GORT_MALLOC_ATTR void *gort_new_noscan(size_t size);
+
+/* A type's pointer map: size bytes per element; bit i of ptrmask (word
+ * i / 64, bit i % 64) set when word i (of sizeof(void *) bytes) may hold a
+ * pointer.  ptrmask NULL means no pointers.  Only the named words are
+ * scanned, so other words may hold anything without keeping objects. */
+typedef struct gort_type {
+    size_t size;
+    const uint64_t *ptrmask;
+    const char *name;        /* for messages; may be NULL */
+} gort_type;
+/* The ptrmask bit of a pointer field, for types of up to 64 words:
+ *   static const uint64_t node_ptrs[] = { GORT_PTRBIT(node, next) }; */
+#define GORT_PTRBIT(T, field) ((uint64_t)1 << (offsetof(T, field) / sizeof(void *)))
+
+/* A zeroed object of type t, scanned with its pointer map. */
+GORT_API GORT_MALLOC_ATTR void *gort_new_typed(const gort_type *t);
+/* A zeroed array of n elements of type t (NULL, ENOMEM on overflow). */
+GORT_API GORT_MALLOC_ATTR void *gort_new_array(const gort_type *t, size_t n);
+
+/* A malloc'd block whose words are roots (GC_MALLOC_UNCOLLECTABLE): it
+ * keeps what it points to and is freed with free()/gort_free. */
+GORT_API GORT_MALLOC_ATTR void *gort_malloc_uncollectable(size_t size);
+
+/* *slot = val with the write barrier (Go's hybrid barrier in the
+ * concurrent mode).  Use it for every pointer store into a collected
+ * object or a global from code that may run during marking. */
+GORT_API void gort_store(void **slot, void *val);
+
+/* runtime.GC: runs a full collection and returns when it is swept. */
+GORT_API void gort_gc(void);
+
+/* runtime.KeepAlive: p stays reachable at least until this point. */
+static inline void gort_keepalive(const void *p)
+{
+#if defined(__GNUC__)
+    __asm__ volatile("" : : "r"(p) : "memory");
+#else
+    (void)p;
+#endif
+}
+
+/* Extra roots: the words in [lo, hi) are scanned at every collection until
+ * removed.  Ranges are removed by the same lo and hi.  Return 0, or -1 with
+ * errno (EINVAL: empty or unknown range; ENOMEM). */
+GORT_API int gort_add_roots(void *lo, void *hi);
+GORT_API int gort_remove_roots(void *lo, void *hi);
+
+/* Makes the calling plain thread's stack and registers roots (done
+ * automatically by its first gort_new); unregister before it exits if it
+ * registered explicitly (an exiting thread is unregistered anyway). */
+GORT_API void gort_register_thread(void);
+GORT_API void gort_unregister_thread(void);
+
+/* runtime.SetFinalizer: when obj (the start of a collected object) becomes
+ * unreachable, fn(obj, arg) runs once on the finalizer goroutine (or
+ * thread, without gort_main) and obj is freed at a later cycle unless fn
+ * made it reachable again.  What obj points to is kept until fn has run.
+ * fn NULL removes the finalizer.  Returns 0, or -1 with errno (EINVAL: obj
+ * is not the start of a collected object; EEXIST: it has one). */
+typedef void (*gort_finalizer)(void *obj, void *arg);
+GORT_API int gort_set_finalizer(void *obj, gort_finalizer fn, void *arg);
+
+/* runtime.AddCleanup: when obj becomes unreachable, fn(arg) runs once on
+ * the finalizer goroutine; obj itself is freed at once, so it cannot come
+ * back (arg must not point to it, or obj is never collected).  Any number
+ * per object.  Returns 0, or -1 with errno (EINVAL). */
+GORT_API int gort_add_cleanup(void *obj, gort_func fn, void *arg);
+
+/* weak.Pointer: a handle that does not keep obj alive.  gort_weak_get
+ * gives obj while it is reachable, NULL once it has been found unreachable
+ * (cleared before finalizers run).  The handle itself is malloc'd and freed
+ * with gort_weak_free.  NULL with errno (EINVAL, ENOMEM) on failure. */
+typedef struct gort_weak gort_weak;
+GORT_API gort_weak *gort_weak_make(void *obj);
+GORT_API void *gort_weak_get(gort_weak *w);
+GORT_API void gort_weak_free(gort_weak *w);
+
+/* debug.SetGCPercent: sets GOGC (negative: off) and returns the old value. */
+GORT_API int gort_set_gc_percent(int percent);
+/* debug.SetMemoryLimit: sets the soft limit in bytes (INT64_MAX: none) and
+ * returns the old one; a negative value only reads it. */
+GORT_API int64_t gort_set_memory_limit(int64_t bytes);
+
 
 /* ==== Execution trace (Go's runtime/trace) ===============================
  *

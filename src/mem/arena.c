@@ -13,6 +13,7 @@
 
 struct heapArena *mheap_arenas[(size_t)1 << arenaL2Bits];
 uint64_t arena_metadata_sys;
+struct heapArena *allarenas;
 
 static uintptr_t arena_hint = 0x00c000000000ull;
 static int hints_exhausted;
@@ -76,6 +77,9 @@ void *arena_reserve(size_t n)
          * index ever matches), so free() needs no NULL test per page. */
         for (size_t i = 0; i < pagesPerArena; i++)
             ha->spans[i] = &emptymspan;
+        ha->base = a;
+        ha->next = allarenas;
+        __atomic_store_n(&allarenas, ha, __ATOMIC_RELEASE);
         __atomic_store_n(&mheap_arenas[a >> logHeapArenaBytes], ha, __ATOMIC_RELEASE);
     }
     return p;

@@ -39,9 +39,13 @@ struct heapArena {
      * other page.  free() validates and classifies a pointer from this
      * dense table and the class tables alone, without touching the mspan. */
     uint32_t pageinfo[pagesPerArena];
+    uintptr_t base;                /* the arena's first byte */
+    struct heapArena *next;        /* allarenas */
 };
 
 extern struct heapArena *mheap_arenas[(size_t)1 << arenaL2Bits];
+/* Every arena, newest first (the collector walks their spans). */
+extern struct heapArena *allarenas;
 
 static inline struct heapArena *arena_of(uintptr_t p)
 {

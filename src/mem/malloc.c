@@ -238,14 +238,22 @@ static void *malloc_large(size_t size, size_t align)
     return malloc_count_sample((void *)s->startAddr, npages << _PageShift);
 }
 
-/* An object of size class cls (>= 1), off the fast path.  calloc passes
- * uselist 0: objects on the lists are dirty, while a span knows whether its
- * free objects are still zero from the OS (needzero). */
-static void *malloc_class(unsigned cls, int uselist)
+/* Where malloc_class takes an object from. */
+enum {
+    fromSpan = 0,    /* the span: calloc, as objects on the lists are dirty
+                        while a span knows whether its free objects are still
+                        zero from the OS (needzero) */
+    fromList = 1,    /* the class's list first: plain malloc */
+    fromRoots = 2,   /* a span of uncollectable blocks (the odd span classes) */
+};
+
+/* An object of size class cls (>= 1), off the fast path. */
+static void *malloc_class(unsigned cls, int from)
 {
     if (!malloc_ready())
         mallocinit();
-    spanClass spc = makeSpanClass((uint8_t)cls, 0);
+    int uselist = from == fromList;
+    spanClass spc = makeSpanClass((uint8_t)cls, from == fromRoots);
     struct mcache *c = mcache_current();
     void *p = NULL;
     if (c) {
@@ -280,7 +288,7 @@ __attribute__((noinline)) static void *malloc_slow(size_t size)
         return malloc_large(size, 0);
     if (!malloc_ready())
         mallocinit();
-    return malloc_class(size_to_class(size), 1);
+    return malloc_class(size_to_class(size), fromList);
 }
 
 void *gort_malloc(size_t size)
@@ -317,6 +325,8 @@ static struct mspan *span_of_checked(uintptr_t p, const char *fn)
 {
     struct mspan *s = span_of(p);
     if (s && span_contains(s, p)) {
+        if (s->state == mSpanInUse && s->gc)
+            throw_bad_pointer(fn, "pointer to a collected object (gort_new)", p);
         if (s->state == mSpanInUse) {
             if (s->spanclass == 0 ? p == s->startAddr : span_objIndex(s, p) >= 0)
                 return s;
@@ -420,9 +430,32 @@ void *gort_calloc(size_t nmemb, size_t size)
      * needzero tells whether the memory is still as the OS gave it. */
     if (!malloc_ready())
         mallocinit();
-    void *p = n <= _MaxSmallSize ? malloc_class(size_to_class(n), 0) : gort_malloc(n);
+    void *p = n <= _MaxSmallSize ? malloc_class(size_to_class(n), fromSpan) : gort_malloc(n);
     if (p && span_of((uintptr_t)p)->needzero)
         memset(p, 0, n);
+    return p;
+}
+
+void *gort_malloc_uncollectable(size_t size)
+{
+    if (!malloc_ready())
+        mallocinit();
+    void *p;
+    if (size > _MaxSmallSize) {
+        /* Fresh or released pages of a large span read as zero only when
+         * needzero says so. */
+        p = malloc_large(size, 0);
+        if (p) {
+            struct mspan *s = span_of((uintptr_t)p);
+            if (s->needzero)
+                memset(p, 0, size);
+            __atomic_store_n(&s->roots, 1, __ATOMIC_RELEASE);
+        }
+        return p;
+    }
+    p = malloc_class(size_to_class(size), fromRoots);
+    if (p && span_of((uintptr_t)p)->needzero)
+        memset(p, 0, size);
     return p;
 }
 
@@ -496,7 +529,7 @@ static void *malloc_aligned(size_t align, size_t size)
         while (cls < _NumSizeClasses && class_to_size[cls] % align)
             cls++;
         if (cls < _NumSizeClasses)
-            return malloc_class(cls, 1);
+            return malloc_class(cls, fromList);
     }
     return malloc_large(size ? size : 1, align);
 }

@@ -17,8 +17,10 @@ __thread struct mcache *tls_mcache __attribute__((tls_model("initial-exec"))) =
 /* Valid before any initialisation: other libraries' constructors may
  * allocate before gort's own runs. */
 struct mcache mcache_bootstrap = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan},
+                                  .gcalloc = {[0 ... 2 * _NumSizeClasses - 1] = &emptymspan},
                                   .next_sample = INT64_MAX};
 struct mcache mcache_exited = {.alloc = {[0 ... numSpanClasses - 1] = &emptymspan},
+                               .gcalloc = {[0 ... 2 * _NumSizeClasses - 1] = &emptymspan},
                                .next_sample = INT64_MAX};
 struct mcache *allmcaches;
 struct mcache *mcache_shared;
@@ -76,6 +78,8 @@ static void mcache_setEmpty(struct mcache *c)
 {
     for (int i = 0; i < numSpanClasses; i++)
         c->alloc[i] = &emptymspan;
+    for (int i = 0; i < 2 * _NumSizeClasses; i++)
+        c->gcalloc[i] = &emptymspan;
     mcache_resetLists(c);
     c->key = freelist_key;
 }
@@ -283,6 +287,7 @@ void mcache_releaseAll(struct mcache *c)
             mcentral_uncacheSpan(&mcentrals[i], s);
         }
     }
+    gccache_release(c);
 }
 
 void mcache_lock_all(void)

@@ -52,6 +52,13 @@ struct mcache {
     struct mspan *alloc[numSpanClasses];   /* the span each class allocates from */
     uint64_t largeAllocBytes;
     uint64_t largeFreeBytes;
+    /* The collector's (src/gc/malloc_gc.c): a span per collected class,
+     * Go's tiny block, and counters only the owner writes. */
+    struct mspan *gcalloc[2 * _NumSizeClasses];
+    uintptr_t tiny;                        /* 16-byte noscan block, or 0 */
+    uintptr_t tinyoffset;                  /* bytes of it handed out */
+    uint64_t gcnmalloc;                    /* collected objects allocated */
+    uint64_t gcbytes;                      /* their bytes (small: class sizes) */
     struct mcache *allnext;                /* every mcache ever made */
     struct mcache *freenext;               /* recycled ones */
     int inuse;
@@ -111,8 +118,10 @@ void mcache_shared_unlock(void);
  * mcentral when the span is spent.  NULL when out of memory. */
 void *mcache_nextFree(struct mcache *c, spanClass spc);
 
-/* Hands every listed object and cached span back. */
+/* Hands every listed object and cached span back (collected ones too). */
 void mcache_releaseAll(struct mcache *c);
+/* Hands c's collected spans back to their gcentral (src/gc/malloc_gc.c). */
+void gccache_release(struct mcache *c);
 
 /* Class cls's list ran empty (a malloc) or full (a free): let it grow, to
  * at most limit objects (and the class's cap). */

@@ -7,6 +7,7 @@
  * threads are recycled with their counters, so nothing is lost).  Page
  * counts come from mheap.
  */
+#include "gc/mgc.h"
 #include "mem/arena.h"
 #include "mem/malloc.h"
 #include "mem/mcache.h"
@@ -80,6 +81,7 @@ void gort_memstats(struct gort_memstats *m)
     m->other_sys = rd(&arena_metadata_sys) + sizeof mcentrals;
     m->num_released = rd(&scavenge_nreleased);
     m->sys = m->heap_sys + m->stack_sys + m->mspan_sys + m->mcache_sys + m->other_sys;
+    gc_fill_memstats(m);   /* collected objects, and the collector's fields */
 }
 
 struct mallinfo2 gort_mallinfo2(void)

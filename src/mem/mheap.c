@@ -222,9 +222,12 @@ static void carve(struct mspan *s, uintptr_t npages, uintptr_t align)
 
 /* The work of mheap_alloc; manual: a span for stacks (mSpanManual),
  * counted as StackInuse rather than heap. */
+enum { spanMalloc, spanManual, spanGC };
+
 static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClass sc,
-                                     int manual)
+                                     int kind)
 {
+    int manual = kind == spanManual;
     uintptr_t want = npages;
     if (align > _PageSize) {
         uintptr_t extra = (align >> _PageShift) - 1;
@@ -265,6 +268,11 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
     __atomic_store_n(&s->spanclass, sc, __ATOMIC_RELAXED);
     s->sizeclass = spanClass_sizeclass(sc);
     s->sweepgen = 0;
+    s->gc = 0;
+    __atomic_store_n(&s->roots, (uint8_t)(kind == spanMalloc && spanClass_noscan(sc)), __ATOMIC_RELAXED);
+    s->typed = 0;
+    s->ptrbits = NULL;
+    s->largeType = NULL;
     if (sc == 0) {
         if (!manual)
             heap_stat(&mheap_.largeInUse, (int64_t)(npages));
@@ -272,7 +280,9 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
         s->elemsize = 0;   /* a large object's size is npages pages */
     }
     arena_setSpans(s->startAddr, npages, s);
-    if (sc != 0)
+    /* Collected objects' pages keep pageinfo 0, so free()'s fast path never
+     * takes one; its slow path reports the mistake. */
+    if (sc != 0 && kind != spanGC)
         arena_setPageInfo(s->startAddr, npages, spanClass_sizeclass(sc));
     gort_unlock(&mheap_.lock);
     return s;
@@ -280,12 +290,17 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
 
 struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc)
 {
-    return mheap_allocSpan(npages, align, sc, 0);
+    return mheap_allocSpan(npages, align, sc, spanMalloc);
 }
 
 struct mspan *mheap_allocManual(uintptr_t npages)
 {
-    return mheap_allocSpan(npages, 0, 0, 1);
+    return mheap_allocSpan(npages, 0, 0, spanManual);
+}
+
+struct mspan *mheap_allocGC(uintptr_t npages, spanClass sc)
+{
+    return mheap_allocSpan(npages, 0, sc, spanGC);
 }
 
 void mheap_free(struct mspan *s)

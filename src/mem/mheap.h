@@ -68,6 +68,11 @@ struct mspan *mheap_alloc(uintptr_t npages, uintptr_t align, spanClass sc);
  * mSpanManual, which free() and realloc() reject, counted as StackInuse. */
 struct mspan *mheap_allocManual(uintptr_t npages);
 
+/* A span for collected objects (src/gc/): like mheap_alloc, but its pages
+ * keep pageinfo 0 so that free() never takes its objects for malloc's.
+ * The caller sets s->gc. */
+struct mspan *mheap_allocGC(uintptr_t npages, spanClass sc);
+
 /* Returns an in-use or manual span's pages to the heap. */
 void mheap_free(struct mspan *s);
 

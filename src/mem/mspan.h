@@ -91,7 +91,22 @@ struct mspan {
     void *manualFreeList;     /* mSpanManual: free stacks in the span (stack.c) */
 
     uint64_t allocBits[_MaxSpanElems / 64];
+
+    /* The collector's, for spans of collected objects (gc != 0; src/gc/). */
+    uint8_t gc;               /* 0: malloc's; GCSPAN_SCAN or GCSPAN_NOSCAN */
+    uint8_t roots;            /* malloc's, holding gort_malloc_uncollectable
+                                 blocks: every allocated block is a root.  The
+                                 small ones are malloc's odd span classes. */
+    uint8_t typed;            /* ptrbits holds a pointer map (else: all words) */
+    uint16_t gcclass;         /* index of its gcentral (sizeclass*2 + noscan) */
+    uintptr_t largeSize;      /* large object: the bytes asked for (scan limit) */
+    const struct gort_type *largeType;  /* large typed object: its type */
+    uint64_t *ptrbits;        /* small typed span: a bit per word, 1 = pointer */
+    uint64_t gcmarkBits[_MaxSpanElems / 64];
 };
+
+#define GCSPAN_SCAN   1
+#define GCSPAN_NOSCAN 2
 
 /* The sentinel every empty mcache slot points at: allocCache 0, so the fast
  * path always falls through to refill without a NULL test. */

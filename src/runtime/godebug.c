@@ -38,6 +38,8 @@ static const struct knob knobs[] = {
     {"scheddetail", 0, 1, 1, &debug.scheddetail, 1},
     {"asyncpreempt", 0, 1, 1, &debug.asyncpreempt, 1},
     {"memprofilerate", 0, (int64_t)1 << 40, 1, &debug.memprofilerate, 0},
+    {"gctrace", 0, 2, 1, &debug.gctrace, 1},
+    {"gccheckmark", 0, 1, 1, &debug.gccheckmark, 1},
 };
 
 /* Settings whose value is a word. */

@@ -20,6 +20,8 @@ struct godebug {
     int scheddetail;         /* 1: per-P, per-M and per-G detail in the trace */
     int asyncpreempt;        /* 1: preempt long-running goroutines by signal */
     int64_t memprofilerate;  /* heap profile sampling rate in bytes (-1: unset) */
+    int gctrace;             /* 1: a line per collection on stderr */
+    int gccheckmark;         /* 1: verify each mark with a second, stopped one */
     char trace[1024];        /* trace=FILE: execution trace written there ("": off) */
 };
 

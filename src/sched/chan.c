@@ -223,7 +223,8 @@ GORT_API gort_chan *gort_chan_make(size_t elemsize, size_t cap)
 {
     if (cap != 0 && elemsize > (SIZE_MAX / 2 - HCHAN_SIZE) / cap)
         throw("makechan: size out of range");
-    struct hchan *c = gort_malloc(HCHAN_SIZE + cap * elemsize);
+    /* Uncollectable: values in the buffer are roots for the collector. */
+    struct hchan *c = gort_malloc_uncollectable(HCHAN_SIZE + cap * elemsize);
     if (c == NULL)
         throw("makechan: out of memory");
     memset(c, 0, sizeof *c);

@@ -59,11 +59,13 @@
 #include <unistd.h>
 
 #include "gort.h"
+#include "gc/stw.h"
 #include "mem/mcache.h"
 #include "os/os.h"
 #include "runtime/godebug.h"
 #include "runtime/print.h"
 #include "sched/preempt.h"
+#include "gc/stw.h"
 #include "sched/proc.h"
 #include "trace/trace.h"
 #include "sched/stack.h"
@@ -690,7 +692,8 @@ static void resetspinning(void)
 
 static struct g *malg(void)
 {
-    struct g *gp = gort_calloc(1, sizeof *gp);
+    /* Uncollectable (zeroed): a G's argument is a root for the collector. */
+    struct g *gp = gort_malloc_uncollectable(sizeof *gp);
     if (!gp)
         throw("out of memory allocating a goroutine");
     gp->atomicstatus = _Gdead;
@@ -1457,6 +1460,7 @@ static void *mstart(void *arg)
     /* Threads are created with every signal blocked (so none arrives
      * before minit); now take the program's mask, as the main thread has. */
     pthread_sigmask(SIG_SETMASK, &initSigmask, NULL);
+    gcthread_register_m(&mp->g0->sched.sp);
     if (mp->mstartfn)
         mp->mstartfn();
     if (mp->nextp) {
@@ -1786,10 +1790,23 @@ GORT_API int gort_main(int (*main_fn)(int, char **), int argc, char **argv)
     runtimeInitTime = nanotime();
     newproc(runtime_main, NULL);
     minit(&m0);
+    gcthread_register_m(&m0.g0->sched.sp);
     schedloop();
 }
 
 /* ---- The public calls ------------------------------------------------------------------------ */
+
+bool sched_running(void)
+{
+    return __atomic_load_n(&runtimeStarted, __ATOMIC_ACQUIRE);
+}
+
+void newproc_system(void (*fn)(void *), void *arg)
+{
+    /* Not counted by gort_numgoroutine, as Go leaves out its own. */
+    __atomic_fetch_add(&goroutineCountNoP, -1, __ATOMIC_RELAXED);
+    newproc(fn, arg);
+}
 
 GORT_API void gort_go(gort_func fn, void *arg)
 {

@@ -26,6 +26,12 @@ void handoffp(struct p *pp);
  * goroutine can run and nothing (timer, network) can wake one. */
 void checkdead(void);
 
+/* Whether gort_main has started the scheduler. */
+bool sched_running(void);
+/* newproc for the runtime's own goroutines (the finalizer goroutine): not
+ * counted by gort_numgoroutine. */
+void newproc_system(void (*fn)(void *), void *arg);
+
 /* sysmon.c */
 extern uint32_t sysmonDelayUs;    /* atomic: sysmon's current sleep, in µs */
 #define sysmonTickNS (20 * 1000LL)

@@ -247,6 +247,15 @@ struct stack stackalloc(struct p *pp)
     return stack_at(base);
 }
 
+uintptr_t stack_top_of(uintptr_t sp)
+{
+    struct mspan *s = span_of(sp);
+    if (!s || s->state != mSpanManual || sp < s->startAddr ||
+        sp - s->startAddr >= (s->npages << _PageShift))
+        return 0;
+    return s->startAddr + ((sp - s->startAddr) / stackSize + 1) * stackSize;
+}
+
 static uintptr_t stack_base(struct stack stk)
 {
     return stk.hi - stackSize;

@@ -26,6 +26,9 @@ void stackinit(void);
 struct stack stackalloc(struct p *pp);
 /* Gives a stack back to pp's cache (pp may be NULL: straight to the pool). */
 void stackfree(struct p *pp, struct stack stk);
+/* The top (hi) of the goroutine stack holding sp, or 0 if sp lies in
+ * none (the collector, for a thread stopped on a goroutine's stack). */
+uintptr_t stack_top_of(uintptr_t sp);
 /* Empties pp's cache into the pool. */
 void stackcache_clear(struct p *pp);
 /* Writes gp's first frame so that switching to gp->sched calls

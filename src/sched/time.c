@@ -481,10 +481,10 @@ GORT_API gort_chan *gort_after(int64_t ns)
 
 GORT_API gort_timer *gort_after_func(int64_t ns, gort_func fn, void *arg)
 {
-    struct gort_timer *gt = gort_malloc(sizeof *gt);
+    /* Uncollectable: fn's argument is a root for the collector. */
+    struct gort_timer *gt = gort_malloc_uncollectable(sizeof *gt);
     if (gt == NULL)
         throw("out of memory allocating a timer");
-    memset(gt, 0, sizeof *gt);
     gt->fn = fn;
     gt->fnarg = arg;
     modtimer(&gt->t, whenAfter(nanotime(), ns), 0, goFunc, gt, 0);

@@ -1,0 +1,504 @@
+/*
+ * malloc_gc.c — allocating collected objects: gort_new and its kin, Go's
+ * mallocgc over gort's heap.
+ *
+ * Collected objects share everything with malloc below the per-P cache:
+ * the same mheap gives spans, the same mcache (one per P, or per plain
+ * thread) holds them.  What differs:
+ *   - their own span classes: a size class and a noscan bit, 136 of them,
+ *     in gcheap.central rather than malloc's mcentrals, because their spans
+ *     live by sweeping, not by free();
+ *   - no free lists: an object is found free only by the collector, so the
+ *     fast path is Go's nextFreeFast on the cached span;
+ *   - scan spans carry a pointer map, a bit per word (span->ptrbits): all
+ *     ones for conservative objects, the type's bits for typed ones;
+ *   - pointer-free objects under 16 bytes share 16-byte blocks (Go's tiny
+ *     allocator), bumping an offset in the cache's current block.
+ * Everything that touches the cache's slots or a cached span runs inside a
+ * nosuspend section (stw.h): the collector empties every cache while the
+ * world is stopped, and must not find one half-changed.  Getting a span
+ * (locks, sweeping, the heap) happens outside sections.
+ */
+#include "gc/mgc.h"
+#include "gc/stw.h"
+#include "mem/arena.h"
+#include "mem/malloc.h"
+#include "mem/mcache.h"
+#include "mem/mheap.h"
+#include "runtime/print.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+struct gcheap gcheap;
+
+#define maxGCAlloc ((size_t)1 << 46)
+#define tinySize 16
+#define tinyClass 2          /* the 16-byte size class */
+
+/* ---- Start-up --------------------------------------------------------- */
+
+static pthread_once_t gcOnce = PTHREAD_ONCE_INIT;
+
+static void gcinit(void)
+{
+    gort_free(gort_malloc(1));   /* the heap first */
+    /* Start at 4 so sweepgen - 2 never wraps below zero. */
+    gcheap.sweepgen = 4;
+    gc_params_init();
+    __atomic_store_n(&gcInited, true, __ATOMIC_RELEASE);
+}
+
+void gcinit_once(void)
+{
+    if (__builtin_expect(!__atomic_load_n(&gcInited, __ATOMIC_ACQUIRE), 0))
+        pthread_once(&gcOnce, gcinit);
+}
+
+/* ---- gcentral lists ---------------------------------------------------- */
+
+static inline uint32_t sweepgen_now(void)
+{
+    return __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE);
+}
+
+/* Lock holders run inside nosuspend sections, so the collector, which
+ * takes these locks with the world stopped, never waits on a stopped
+ * thread. */
+static void central_lock(rtmutex *l)
+{
+    gcnosuspend_enter();
+    gort_lock(l);
+}
+
+static void central_unlock(rtmutex *l)
+{
+    gort_unlock(l);
+    gcnosuspend_exit();
+}
+
+/* Puts swept span s (sweepgen current) on its class's swept list. */
+static void place_locked(struct gcentral *c, struct mspan *s, uint32_t sg)
+{
+    unsigned i = sweptIndex(sg);
+    spanlist_push(s->allocCount < s->nelems ? &c->partial[i] : &c->full[i], s);
+}
+
+void gcentral_place(struct mspan *s)
+{
+    struct gcentral *c = gcentral_of(s);
+    central_lock(&c->lock);
+    place_locked(c, s, sweepgen_now());
+    central_unlock(&c->lock);
+}
+
+void gclarge_place(struct mspan *s)
+{
+    central_lock(&gcheap.largeLock);
+    spanlist_push(&gcheap.large[sweptIndex(sweepgen_now())], s);
+    central_unlock(&gcheap.largeLock);
+}
+
+/* ---- Spans for the cache ----------------------------------------------- */
+
+static void bits_set(uint64_t *bits, uintptr_t from, uintptr_t n, bool one)
+{
+    while (n > 0) {
+        unsigned shift = (unsigned)(from & 63);
+        uintptr_t take = 64 - shift < n ? 64 - shift : n;
+        uint64_t mask = (take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1)) << shift;
+        if (one)
+            bits[from >> 6] |= mask;
+        else
+            bits[from >> 6] &= ~mask;
+        from += take;
+        n -= take;
+    }
+}
+
+/* A fresh span of collected class gcc from the heap, or NULL. */
+static struct mspan *span_fresh(unsigned gcc)
+{
+    unsigned cls = gcc / 2;
+    bool noscan = gcc & 1;
+    uint64_t *ptrbits = NULL;
+    uintptr_t npages = class_to_allocnpages[cls];
+    if (!noscan) {
+        /* A bit per word, all set: conservative until a typed object lands. */
+        size_t bytes = (npages << _PageShift) / 8 / 8;
+        ptrbits = gort_malloc(bytes);
+        if (!ptrbits)
+            return NULL;
+        memset(ptrbits, 0xff, bytes);
+    }
+    struct mspan *s = mheap_allocGC(npages, makeSpanClass((uint8_t)cls, 0));
+    if (!s) {
+        gort_free(ptrbits);
+        return NULL;
+    }
+    span_init_small(s, makeSpanClass((uint8_t)cls, 0));
+    memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+    s->ptrbits = ptrbits;
+    s->gcclass = (uint16_t)gcc;
+    s->sweepgen = sweepgen_now();
+    __atomic_store_n(&s->gc, noscan ? GCSPAN_NOSCAN : GCSPAN_SCAN, __ATOMIC_RELEASE);
+    return s;
+}
+
+/* A span of class gcc with a free object, swept (Go's mcentral.cacheSpan):
+ * a swept partial span, else sweep unswept ones until one has room, else a
+ * fresh one.  NULL when out of memory.  *claimed: the caller holds a sweep
+ * claim on it (sweep_release once it is cached or placed). */
+static struct mspan *gcentral_cacheSpan(unsigned gcc, bool *claimed)
+{
+    struct gcentral *c = &gcheap.central[gcc];
+    for (int budget = 100; budget > 0; budget--) {
+        uint32_t sg = sweepgen_now();
+        central_lock(&c->lock);
+        struct mspan *s = spanlist_pop(&c->partial[sweptIndex(sg)]);
+        *claimed = false;
+        if (!s) {
+            s = spanlist_pop(&c->partial[sweptIndex(sg) ^ 1]);
+            if (!s)
+                s = spanlist_pop(&c->full[sweptIndex(sg) ^ 1]);
+            if (s && !span_claim(s, sg))
+                throw("gc: unswept list holds a span in the wrong sweep state");
+            *claimed = s != NULL;
+        }
+        central_unlock(&c->lock);
+        if (!s)
+            break;
+        if (!*claimed)
+            return s;
+        if (!span_sweep(s)) {
+            sweep_release();              /* emptied: back to the heap */
+            continue;
+        }
+        if (s->allocCount < s->nelems)
+            return s;
+        gcentral_place(s);
+        sweep_release();
+    }
+    *claimed = false;
+    return span_fresh(gcc);
+}
+
+/* Installs s in slot gcc of c (inside a nosuspend section).  A cycle may
+ * have run since s was swept; then it is swept again first. */
+static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s)
+{
+    uint32_t sg = sweepgen_now();
+    if (s->sweepgen != sg)
+        return false;
+    c->gcalloc[gcc] = s;
+    s->sweepgen = sg + 3;
+    /* Go's accounting: a cached span's free slots count as allocated. */
+    __atomic_add_fetch(&gcheap.heapLive,
+                       (uint64_t)(s->nelems - s->allocCount) * s->elemsize, __ATOMIC_RELAXED);
+    return true;
+}
+
+/* A span that a cycle overtook between sweeping and installing: if it
+ * holds nothing, it only needs its marks cleared; else a sweep.  NULL when
+ * it has no room left (then placed) or was freed. */
+static struct mspan *span_refresh(struct mspan *s)
+{
+    uint32_t sg = sweepgen_now();
+    if (s->allocCount == 0) {
+        memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+        s->sweepgen = sg;
+        return s;
+    }
+    __atomic_add_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+    s->sweepgen = sg - 1;
+    bool kept = span_sweep(s);
+    if (kept && s->allocCount == s->nelems) {
+        gcentral_place(s);
+        kept = false;
+    }
+    sweep_release();
+    return kept ? s : NULL;
+}
+
+/* Hands c's span of class gcc back (nosuspend section held). */
+static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
+{
+    struct mspan *s = c->gcalloc[gcc];
+    c->gcalloc[gcc] = &emptymspan;
+    uint64_t unused = (uint64_t)(s->nelems - s->allocCount) * s->elemsize;
+    __atomic_sub_fetch(&gcheap.heapLive, unused, __ATOMIC_RELAXED);
+    s->sweepgen = sg;
+    struct gcentral *cen = &gcheap.central[gcc];
+    gort_lock(&cen->lock);
+    place_locked(cen, s, sg);
+    gort_unlock(&cen->lock);
+}
+
+/* Slot gcc of c is spent: trade its span for one with room.  Runs outside
+ * nosuspend sections; false when out of memory. */
+static bool gc_refill(struct mcache *c, unsigned gcc)
+{
+    gcnosuspend_enter();
+    if (c->gcalloc[gcc] != &emptymspan)
+        uncache_span(c, gcc, sweepgen_now());
+    gcnosuspend_exit();
+    for (;;) {
+        bool claimed;
+        struct mspan *s = gcentral_cacheSpan(gcc, &claimed);
+        if (!s)
+            return false;
+        while (s) {
+            gcnosuspend_enter();
+            bool ok = install_span(c, gcc, s);
+            gcnosuspend_exit();
+            if (claimed) {
+                /* No cycle can start while the claim is held, so the span
+                 * was installed. */
+                sweep_release();
+                claimed = false;
+            }
+            if (ok)
+                return true;
+            s = span_refresh(s);
+        }
+    }
+}
+
+void gccache_release(struct mcache *c)
+{
+    if (!__atomic_load_n(&gcInited, __ATOMIC_ACQUIRE))
+        return;
+    gcnosuspend_enter();
+    uint32_t sg = sweepgen_now();
+    for (unsigned i = 0; i < numGCClasses; i++)
+        if (c->gcalloc[i] != &emptymspan)
+            uncache_span(c, i, sg);
+    c->tiny = 0;
+    c->tinyoffset = 0;
+    gcnosuspend_exit();
+}
+
+void gcflush_caches(void)
+{
+    uint32_t sg = gcheap.sweepgen;
+    for (struct mcache *c = allmcaches; c; c = c->allnext) {
+        for (unsigned i = 0; i < numGCClasses; i++)
+            if (c->gcalloc[i] != &emptymspan)
+                uncache_span(c, i, sg);
+        c->tiny = 0;
+        c->tinyoffset = 0;
+    }
+}
+
+/* ---- Allocation ------------------------------------------------------- */
+
+/* The pointer map of a typed object at p in small scan span s: the bits
+ * of nelem elements of t, zero after them (nosuspend section held). */
+static void write_ptrbits(struct mspan *s, uintptr_t p, const gort_type *t, size_t nelem)
+{
+    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
+    uintptr_t nw = s->elemsize / sizeof(void *);
+    if (!t) {
+        bits_set(s->ptrbits, w0, nw, true);
+        return;
+    }
+    bits_set(s->ptrbits, w0, nw, false);
+    uintptr_t tw = t->size / sizeof(void *);
+    if (!t->ptrmask || tw == 0)
+        return;
+    for (size_t e = 0; e < nelem; e++) {
+        uintptr_t base = w0 + e * tw;
+        for (uintptr_t j = 0; j < tw; j++)
+            if ((t->ptrmask[j >> 6] >> (j & 63)) & 1)
+                s->ptrbits[(base + j) >> 6] |= (uint64_t)1 << ((base + j) & 63);
+    }
+}
+
+static struct mcache *gc_cache(bool *shared)
+{
+    struct mcache *c = tls_mcache;
+    *shared = false;
+    if (c == &mcache_bootstrap || c == &mcache_exited) {
+        c = mcache_current();
+        if (!c) {
+            /* A thread past its exit-time flush: the shared cache. */
+            mcache_shared_lock();
+            *shared = true;
+            c = mcache_shared;
+        }
+    }
+    return c;
+}
+
+static void *alloc_small(size_t size, unsigned cls, bool noscan, const gort_type *t, size_t nelem)
+{
+    unsigned gcc = gcclass_of(cls, noscan);
+    bool shared;
+    struct mcache *c = gc_cache(&shared);
+    void *p;
+    struct mspan *s;
+    for (;;) {
+        gcnosuspend_enter();
+        s = c->gcalloc[gcc];
+        p = span_nextFreeFast(s);
+        if (!p && s != &emptymspan && span_nextFreeIndex(s) < s->nelems)
+            p = span_nextFreeFast(s);
+        if (p) {
+            if (!noscan)
+                write_ptrbits(s, (uintptr_t)p, t, nelem);
+            mcache_count(&c->gcnmalloc, 1);
+            mcache_count(&c->gcbytes, s->elemsize);
+            gcnosuspend_exit();
+            break;
+        }
+        gcnosuspend_exit();
+        if (!gc_refill(c, gcc)) {
+            if (shared)
+                mcache_shared_unlock();
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (!shared)
+            gc_maybe_start();
+    }
+    bool dirty = s->needzero;
+    if (shared)
+        mcache_shared_unlock();
+    if (dirty)
+        memset(p, 0, noscan ? size : s->elemsize);
+    return p;
+}
+
+/* Go's tiny allocator: pointer-free objects under 16 bytes are packed into
+ * one 16-byte block, aligned to their size's natural alignment. */
+static void *alloc_tiny(size_t size)
+{
+    bool shared;
+    struct mcache *c = gc_cache(&shared);
+    uintptr_t align = (size & 7) == 0 ? 8 : (size & 3) == 0 ? 4 : (size & 1) == 0 ? 2 : 1;
+    gcnosuspend_enter();
+    uintptr_t off = (c->tinyoffset + align - 1) & ~(align - 1);
+    if (c->tiny && off + size <= tinySize) {
+        void *p = (void *)(c->tiny + off);
+        c->tinyoffset = off + size;
+        gcnosuspend_exit();
+        if (shared)
+            mcache_shared_unlock();
+        return p;   /* the block came zeroed and its bytes past off are unused */
+    }
+    gcnosuspend_exit();
+    if (shared)
+        mcache_shared_unlock();
+    void *block = alloc_small(tinySize, tinyClass, true, NULL, 0);
+    if (!block)
+        return NULL;
+    c = gc_cache(&shared);
+    gcnosuspend_enter();
+    /* Keep whichever block has more room left. */
+    if (size < c->tinyoffset || c->tiny == 0) {
+        c->tiny = (uintptr_t)block;
+        c->tinyoffset = size;
+    }
+    gcnosuspend_exit();
+    if (shared)
+        mcache_shared_unlock();
+    return block;
+}
+
+static void *alloc_large(size_t size, bool noscan, const gort_type *t)
+{
+    if (size > maxGCAlloc) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t npages = (size + _PageMask) >> _PageShift;
+    struct mspan *s = mheap_allocGC(npages, 0);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = (void *)s->startAddr;
+    if (s->needzero)
+        memset(p, 0, size);
+    s->largeSize = size;
+    s->largeType = noscan ? NULL : t;
+    s->ptrbits = NULL;
+    s->nelems = 1;
+    s->allocBits[0] = 1;
+    s->allocCount = 1;
+    s->freeindex = 1;
+    s->allocCache = 0;
+    s->gcclass = 0;
+    gcnosuspend_enter();
+    memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+    s->sweepgen = sweepgen_now();
+    __atomic_store_n(&s->gc, noscan ? GCSPAN_NOSCAN : GCSPAN_SCAN, __ATOMIC_RELEASE);
+    uint32_t sg = s->sweepgen;
+    gort_lock(&gcheap.largeLock);
+    spanlist_push(&gcheap.large[sweptIndex(sg)], s);
+    gort_unlock(&gcheap.largeLock);
+    gcnosuspend_exit();
+    __atomic_add_fetch(&gcheap.heapLive, npages << _PageShift, __ATOMIC_RELAXED);
+    bool shared;
+    struct mcache *c = gc_cache(&shared);
+    mcache_count(&c->gcnmalloc, 1);
+    mcache_count(&c->gcbytes, npages << _PageShift);
+    if (shared)
+        mcache_shared_unlock();
+    gc_maybe_start();
+    return p;
+}
+
+/* mallocgc: size bytes; t (may be NULL: conservative) and nelem describe a
+ * typed array. */
+static void *mallocgc(size_t size, bool noscan, const gort_type *t, size_t nelem)
+{
+    gcinit_once();
+    if (__builtin_expect(gctls.self == NULL, 0))
+        gcthread_register(false);
+    if (size == 0)
+        size = 1;
+    void *p;
+    if (noscan && size < tinySize)
+        p = alloc_tiny(size);
+    else if (size <= _MaxSmallSize)
+        p = alloc_small(size, size_to_class(size), noscan, t, nelem);
+    else
+        p = alloc_large(size, noscan, t);
+    return p;
+}
+
+GORT_API void *gort_new(size_t size)
+{
+    return mallocgc(size, false, NULL, 0);
+}
+
+GORT_API void *gort_new_noscan(size_t size)
+{
+    return mallocgc(size, true, NULL, 0);
+}
+
+GORT_API void *gort_new_array(const gort_type *t, size_t n)
+{
+    size_t bytes;
+    if (!t || t->size == 0 || (t->size % sizeof(void *) != 0 && t->ptrmask)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (__builtin_mul_overflow(t->size, n, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return mallocgc(bytes, t->ptrmask == NULL, t, n);
+}
+
+GORT_API void *gort_new_typed(const gort_type *t)
+{
+    return gort_new_array(t, 1);
+}
+
+GORT_API void gort_store(void **slot, void *val)
+{
+    __atomic_store_n(slot, val, __ATOMIC_RELAXED);
+}

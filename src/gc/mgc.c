@@ -1,0 +1,413 @@
+/*
+ * mgc.c — the collection cycle, its pacing and what it reports.
+ *
+ * A cycle, in Go's phase names:
+ *   sweep termination  finish sweeping the last cycle's spans (no span may
+ *                      be half swept when marking starts), gather the data
+ *                      and bss ranges, take the locks the stopped world
+ *                      must not hold, and stop the world (stw.c);
+ *   mark               mark from the roots on GOMAXPROCS workers
+ *                      (mgcmark.c); with gccheckmark, mark again and check;
+ *   mark termination   clear weak handles and queue finalizers (mfinal.c),
+ *                      empty every cache, bump sweepgen (which makes every
+ *                      span unswept at once), set the next goal, restart;
+ *   sweep              lazily, by allocation and the background sweeper
+ *                      (mgcsweep.c).
+ * Everything from the stop to the restart is the pause.  gort marks with
+ * the world stopped (Go's concurrent mark needs the write barrier in every
+ * pointer store, which plain C code does not make).
+ *
+ * The pacer is Go's: after a cycle that found `live` bytes reachable, the
+ * next starts when collected objects reach
+ *     goal = live + (live + stacks + globals) * GOGC / 100
+ * (at least 4 MiB * GOGC/100).  GOMEMLIMIT lowers the goal so that all
+ * memory gort holds stays under it, but never below live + live/16 +
+ * 256 KiB, so a heap that does not fit cannot make collection take all the
+ * CPU.
+ */
+#include "gc/mgc.h"
+#include "gc/stw.h"
+#include "mem/mcache.h"
+#include "mem/mheap.h"
+#include "os/os.h"
+#include "runtime/godebug.h"
+#include "runtime/print.h"
+#include "sched/proc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+rtmutex gcLock;
+bool gcInited;
+
+#define heapMinimum ((uint64_t)4 << 20)
+
+static struct {
+    uint32_t numgc, numforced;
+    uint64_t pauseTotal;
+    uint64_t pauseNs[256], pauseEnd[256];
+    uint64_t lastGC;
+    uint64_t gcCPU;            /* ns of CPU the collector used (pause x workers) */
+} stats;
+
+static uint64_t processStart;
+
+__attribute__((constructor)) static void gc_stamp_start(void)
+{
+    processStart = os_nanotime();
+}
+
+static uint64_t walltime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- Parameters -------------------------------------------------------- */
+
+/* GOMEMLIMIT: a byte count with an optional B, KiB, MiB, GiB or TiB
+ * suffix, or "off"; -1 when malformed. */
+static int64_t parse_memlimit(const char *s)
+{
+    if (strcmp(s, "off") == 0)
+        return INT64_MAX;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno)
+        return -1;
+    static const struct { const char *suffix; int shift; } units[] = {
+        {"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (v > (unsigned long long)INT64_MAX >> units[i].shift)
+                return INT64_MAX;
+            return (int64_t)(v << units[i].shift);
+        }
+    }
+    return -1;
+}
+
+static void bad_env(const char *name, const char *value)
+{
+    printbuf b = {.len = 0};
+    pb_str(&b, "gort: ignoring bad ");
+    pb_str(&b, name);
+    pb_str(&b, "=");
+    pb_str(&b, value);
+    pb_str(&b, "\n");
+    pb_flush(&b);
+}
+
+static void set_goal(uint64_t live);
+
+void gc_params_init(void)
+{
+    gcheap.gcpercent = 100;
+    gcheap.memoryLimit = INT64_MAX;
+    const char *v = getenv("GOGC");
+    if (v && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (strcmp(v, "off") == 0)
+            gcheap.gcpercent = -1;
+        else if (*end == 0 && end != v && n >= -1 && n <= 1000000)
+            gcheap.gcpercent = (int32_t)n;
+        else
+            bad_env("GOGC", v);
+    }
+    v = getenv("GOMEMLIMIT");
+    if (v && *v) {
+        int64_t lim = parse_memlimit(v);
+        if (lim < 0)
+            bad_env("GOMEMLIMIT", v);
+        else
+            gcheap.memoryLimit = lim;
+    }
+    set_goal(0);
+}
+
+/* Memory gort holds besides collected objects: the heap's pages in use
+ * and stacks, less what collected spans take. */
+static uint64_t memory_in_use(void)
+{
+    return (__atomic_load_n(&mheap_.pagesInUse, __ATOMIC_RELAXED) +
+            __atomic_load_n(&mheap_.pagesManual, __ATOMIC_RELAXED)) << _PageShift;
+}
+
+static void set_goal(uint64_t live)
+{
+    uint64_t goal = UINT64_MAX;
+    if (gcheap.gcpercent >= 0) {
+        uint64_t pct = (uint64_t)gcheap.gcpercent;
+        uint64_t scan = live + gcheap.stacksScan + gcheap.globalsScan;
+        goal = live + scan * pct / 100;
+        uint64_t min = heapMinimum * pct / 100;
+        if (goal < min)
+            goal = min;
+    }
+    if (gcheap.memoryLimit != INT64_MAX) {
+        uint64_t other = memory_in_use();
+        other = other > live ? other - live : 0;
+        uint64_t lim = (uint64_t)gcheap.memoryLimit;
+        uint64_t byLimit = lim > other ? lim - other : 0;
+        uint64_t floor = live + live / 16 + (256 << 10);
+        if (byLimit < floor)
+            byLimit = floor;
+        if (byLimit < goal)
+            goal = byLimit;
+    }
+    gcheap.goal = goal;
+    __atomic_store_n(&gcheap.trigger, goal, __ATOMIC_RELEASE);
+}
+
+GORT_API int gort_set_gc_percent(int percent)
+{
+    gcinit_once();
+    gort_lock(&gcLock);
+    int old = gcheap.gcpercent;
+    gcheap.gcpercent = percent < 0 ? -1 : percent;
+    set_goal(gcheap.heapMarked);
+    gort_unlock(&gcLock);
+    gc_maybe_start();
+    return old;
+}
+
+GORT_API int64_t gort_set_memory_limit(int64_t bytes)
+{
+    gcinit_once();
+    gort_lock(&gcLock);
+    int64_t old = gcheap.memoryLimit;
+    if (bytes >= 0) {
+        gcheap.memoryLimit = bytes;
+        set_goal(gcheap.heapMarked);
+    }
+    gort_unlock(&gcLock);
+    if (bytes >= 0)
+        gc_maybe_start();
+    return old;
+}
+
+/* ---- gctrace ---------------------------------------------------------- */
+
+/* Go's format for a duration in ms: whole ms from 10 ms up, else two
+ * significant digits with at most three decimals. */
+static void pb_ms(printbuf *b, uint64_t ns)
+{
+    if (ns >= 10000000) {
+        pb_u64(b, ns / 1000000);
+        return;
+    }
+    uint64_t x = ns / 1000;   /* µs */
+    if (x == 0) {
+        pb_str(b, "0");
+        return;
+    }
+    int dec = 3;
+    while (x >= 100) {
+        x /= 10;
+        dec--;
+    }
+    uint64_t div = 1;
+    for (int i = 0; i < dec; i++)
+        div *= 10;
+    pb_u64(b, x / div);
+    if (dec > 0) {
+        pb_str(b, ".");
+        uint64_t frac = x % div;
+        for (uint64_t d = div / 10; d > 0; d /= 10) {
+            char digit[2] = {(char)('0' + frac / d % 10), 0};
+            pb_str(b, digit);
+        }
+    }
+}
+
+static void gctrace_line(uint64_t start, uint64_t tStop, uint64_t tMark, uint64_t tEnd,
+                         int nproc, int nworkers, uint64_t heap0, uint64_t heap1,
+                         uint64_t live, bool forced)
+{
+    uint64_t stw1 = tStop - start, mark = tMark - tStop, stw2 = tEnd - tMark;
+    uint64_t elapsed = tEnd - processStart;
+    uint64_t util = elapsed ? stats.gcCPU * 100 / (elapsed * (uint64_t)nproc) : 0;
+    printbuf b = {.len = 0};
+    pb_str(&b, "gc ");
+    pb_u64(&b, stats.numgc);
+    pb_str(&b, " @");
+    uint64_t at = (start - processStart) / 1000000;
+    pb_u64(&b, at / 1000);
+    pb_str(&b, ".");
+    pb_u64w(&b, at % 1000 / 100, 1);
+    pb_u64w(&b, at % 100 / 10, 1);
+    pb_u64w(&b, at % 10, 1);
+    pb_str(&b, "s ");
+    pb_u64(&b, util);
+    pb_str(&b, "%: ");
+    pb_ms(&b, stw1);
+    pb_str(&b, "+");
+    pb_ms(&b, mark);
+    pb_str(&b, "+");
+    pb_ms(&b, stw2);
+    pb_str(&b, " ms clock, ");
+    pb_ms(&b, stw1 * (uint64_t)nproc);
+    pb_str(&b, "+0/");
+    pb_ms(&b, mark * (uint64_t)nworkers);
+    pb_str(&b, "/0+");
+    pb_ms(&b, stw2 * (uint64_t)nproc);
+    pb_str(&b, " ms cpu, ");
+    pb_u64(&b, heap0 >> 20);
+    pb_str(&b, "->");
+    pb_u64(&b, heap1 >> 20);
+    pb_str(&b, "->");
+    pb_u64(&b, live >> 20);
+    pb_str(&b, " MB, ");
+    pb_u64(&b, gcheap.goal >> 20);
+    pb_str(&b, " MB goal, ");
+    pb_u64(&b, gcheap.stacksScan >> 20);
+    pb_str(&b, " MB stacks, ");
+    pb_u64(&b, gcheap.globalsScan >> 20);
+    pb_str(&b, " MB globals, ");
+    pb_u64(&b, (uint64_t)nproc);
+    pb_str(&b, " P");
+    if (forced)
+        pb_str(&b, " (forced)");
+    pb_str(&b, "\n");
+    pb_flush(&b);
+}
+
+/* ---- The cycle -------------------------------------------------------- */
+
+void gc_maybe_start(void)
+{
+    if (__atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED) >=
+        __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
+        gc_collect(false);
+}
+
+/* The stop, the mark and the restart, with the collector's own registers
+ * spilled on its stack so its frames are scanned like any thread's. */
+static __attribute__((noinline)) void stopped_phase(int nworkers, uint64_t *tStop,
+                                                    uint64_t *tMark)
+{
+    gc_spill_registers();
+    stw_stop(gc_current_sp());
+    *tStop = os_nanotime();
+    uint64_t marked = gc_mark(nworkers, debug.gccheckmark != 0);
+    *tMark = os_nanotime();
+    specials_process();
+    marked += gc_mark_extra();
+    gcflush_caches();
+    __atomic_store_n(&gcheap.sweepgen, gcheap.sweepgen + 2, __ATOMIC_RELEASE);
+    gcheap.heapMarked = marked;
+    __atomic_store_n(&gcheap.heapLive, marked, __ATOMIC_RELAXED);
+    set_goal(marked);
+    stw_start();
+}
+
+void gc_collect(bool forced)
+{
+    gcinit_once();
+    if (!gctls.self)
+        gcthread_register(false);
+    gort_lock(&gcLock);
+    if (!forced && __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED) <
+                       __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE)) {
+        gort_unlock(&gcLock);
+        return;
+    }
+    uint64_t start = os_nanotime();
+    finishsweep();
+    uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    gc_collect_globals();
+    int nproc = gort_gomaxprocs();
+    int nworkers = nproc;
+    /* Locks the stopped world must not be holding. */
+    gort_lock(&rootsLock);
+    gort_lock(&specialsLock);
+    gort_lock(&finLock);
+    gort_lock(&allglock);
+    uint64_t tStop, tMark;
+    uint64_t t0 = os_nanotime();
+    stopped_phase(nworkers, &tStop, &tMark);
+    uint64_t tEnd = os_nanotime();
+    gort_unlock(&allglock);
+    gort_unlock(&finLock);
+    gort_unlock(&specialsLock);
+    gort_unlock(&rootsLock);
+
+    uint64_t pause = tEnd - t0;
+    stats.pauseNs[stats.numgc % 256] = pause;
+    stats.lastGC = walltime();
+    stats.pauseEnd[stats.numgc % 256] = stats.lastGC;
+    stats.pauseTotal += pause;
+    stats.gcCPU += (tStop - t0 + tEnd - tMark) * (uint64_t)nproc +
+                   (tMark - tStop) * (uint64_t)nworkers + (t0 - start);
+    __atomic_store_n(&stats.numgc, stats.numgc + 1, __ATOMIC_RELEASE);
+    if (forced)
+        stats.numforced++;
+
+    specials_after_start();
+    sweeper_kick();
+    finq_wake();
+    if (debug.gctrace)
+        gctrace_line(start, tStop, tMark, tEnd, nproc, nworkers, heap0, heap0,
+                     gcheap.heapMarked, forced);
+    gort_unlock(&gcLock);
+}
+
+GORT_API void gort_gc(void)
+{
+    gc_collect(true);
+    /* runtime.GC returns with the heap swept. */
+    finishsweep();
+}
+
+GORT_API void gort_register_thread(void)
+{
+    gcinit_once();
+    gcthread_register(true);
+}
+
+GORT_API void gort_unregister_thread(void)
+{
+    gcthread_unregister();
+}
+
+/* ---- Statistics ------------------------------------------------------- */
+
+void gc_fill_memstats(struct gort_memstats *m)
+{
+    if (!__atomic_load_n(&gcInited, __ATOMIC_ACQUIRE))
+        return;
+    uint64_t nmalloc = 0, bytes = 0;
+    for (struct mcache *c = __atomic_load_n(&allmcaches, __ATOMIC_ACQUIRE); c; c = c->allnext) {
+        nmalloc += __atomic_load_n(&c->gcnmalloc, __ATOMIC_RELAXED);
+        bytes += __atomic_load_n(&c->gcbytes, __ATOMIC_RELAXED);
+    }
+    uint64_t nfreed = __atomic_load_n(&gcheap.nfreed, __ATOMIC_RELAXED);
+    uint64_t freedBytes = __atomic_load_n(&gcheap.freedBytes, __ATOMIC_RELAXED);
+    gort_lock(&gcLock);
+    m->mallocs += nmalloc;
+    m->frees += nfreed;
+    m->total_alloc += bytes;
+    m->heap_alloc += bytes - freedBytes;
+    m->alloc = m->heap_alloc;
+    m->heap_objects += nmalloc - nfreed;
+    m->gc_heap_live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    m->gc_heap_marked = gcheap.heapMarked;
+    m->gc_objects = nmalloc - nfreed;
+    m->next_gc = gcheap.goal;
+    m->last_gc = stats.lastGC;
+    m->pause_total_ns = stats.pauseTotal;
+    memcpy(m->pause_ns, stats.pauseNs, sizeof m->pause_ns);
+    memcpy(m->pause_end, stats.pauseEnd, sizeof m->pause_end);
+    m->num_gc = stats.numgc;
+    m->num_forced_gc = stats.numforced;
+    uint64_t elapsed = os_nanotime() - processStart;
+    int nproc = gort_gomaxprocs();
+    m->gc_cpu_fraction = elapsed ? (double)stats.gcCPU / ((double)elapsed * nproc) : 0;
+    gort_unlock(&gcLock);
+}

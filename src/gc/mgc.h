@@ -1,0 +1,179 @@
+/*
+ * mgc.h — the collector's shared state and its internal interface.
+ *
+ * The files of src/gc/, in the order a cycle uses them:
+ *   malloc_gc.c  gort_new and its kin (Go's mallocgc): per-P cache slots,
+ *                the tiny allocator, gcentral (the collected spans of one
+ *                class, swept and unswept), large objects.
+ *   mgc.c        the cycle (Go's gcStart / gcMarkTermination), the pacer,
+ *                GOGC / GOMEMLIMIT, gctrace, statistics.
+ *   stw.c        the thread registry and stopping the world.
+ *   mgcmark.c    roots, the mark work queue, parallel mark workers,
+ *                checkmark.
+ *   mgcsweep.c   sweeping spans (Go's sweepgen protocol) and the
+ *                background sweeper.
+ *   mfinal.c     specials: finalizers, cleanups, weak handles; the
+ *                finalizer goroutine.
+ *
+ * sweepgen, as Go's mheap comment defines it (sg = gcheap.sweepgen, which
+ * grows by 2 each cycle):
+ *   s->sweepgen == sg - 2   the span needs sweeping
+ *   s->sweepgen == sg - 1   it is being swept
+ *   s->sweepgen == sg       swept, ready to use
+ *   s->sweepgen == sg + 1   cached before sweeping began, needs sweeping
+ *   s->sweepgen == sg + 3   swept and then cached
+ * gort flushes every cache while the world is stopped, so sg + 1 never
+ * outlives a stop.
+ */
+#ifndef GORT_GC_MGC_H
+#define GORT_GC_MGC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gort.h"
+#include "mem/mspan.h"
+#include "os/lock.h"
+
+struct mcache;
+
+/* Collected span classes: a size class and a noscan bit. */
+#define numGCClasses (_NumSizeClasses * 2)
+static inline unsigned gcclass_of(unsigned sizeclass, bool noscan)
+{
+    return sizeclass * 2 + (noscan ? 1u : 0u);
+}
+
+/* The spans of one collected class that no cache holds, on two pairs of
+ * lists: [sweepgen/2 % 2] swept, the other unswept. */
+struct gcentral {
+    rtmutex lock;
+    struct mspan *partial[2];    /* with free objects */
+    struct mspan *full[2];       /* without */
+} __attribute__((aligned(64)));
+
+struct gcheap {
+    uint32_t sweepgen;           /* atomic */
+    struct gcentral central[numGCClasses];
+    rtmutex largeLock;           /* large collected spans */
+    struct mspan *large[2];
+    uint32_t nsweeping;          /* atomic: spans claimed and not yet placed */
+    uint32_t sweepWake;          /* futex: the background sweeper's */
+
+    /* Pacing (bytes).  heapLive: collected bytes allocated (whole free
+     * slots of cached spans count, as in Go) since the last mark found
+     * heapMarked live. */
+    uint64_t heapLive;           /* atomic */
+    uint64_t heapMarked;
+    uint64_t trigger;            /* atomic: start a cycle at this heapLive */
+    uint64_t goal;
+    int32_t gcpercent;           /* GOGC; < 0: off */
+    int64_t memoryLimit;         /* GOMEMLIMIT */
+    uint64_t globalsScan;        /* bytes of data/bss scanned by the last cycle */
+    uint64_t stacksScan;
+
+    /* Counters for statistics (allocations are counted per cache). */
+    uint64_t nfreed;             /* atomic: objects swept away */
+    uint64_t freedBytes;         /* atomic: their bytes */
+};
+extern struct gcheap gcheap;
+
+extern rtmutex gcLock;           /* one cycle at a time */
+extern bool gcInited;
+
+/* Span lists (gcentral, large): doubly linked through next/prev. */
+static inline void spanlist_push(struct mspan **head, struct mspan *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+static inline struct mspan *spanlist_pop(struct mspan **head)
+{
+    struct mspan *s = *head;
+    if (s) {
+        *head = s->next;
+        if (*head)
+            (*head)->prev = NULL;
+        s->next = s->prev = NULL;
+    }
+    return s;
+}
+
+/* ---- malloc_gc.c ---- */
+void gcinit_once(void);
+/* Every cache's collected spans go back to their gcentral (world
+ * stopped). */
+void gcflush_caches(void);
+static inline struct gcentral *gcentral_of(struct mspan *s) { return &gcheap.central[s->gcclass]; }
+static inline unsigned sweptIndex(uint32_t sg) { return (sg >> 1) & 1; }
+/* Puts a swept span that is not cached on its list (world running:
+ * takes the list's lock inside a nosuspend section). */
+void gcentral_place(struct mspan *s);
+void gclarge_place(struct mspan *s);
+
+/* ---- mgc.c ---- */
+/* Reads GOGC and GOMEMLIMIT; sets the first goal. */
+void gc_params_init(void);
+/* Starts a cycle if heapLive has passed the trigger (outside nosuspend). */
+void gc_maybe_start(void);
+void gc_collect(bool forced);
+extern int gcDebugTrace, gcDebugCheckmark;
+
+/* ---- mgcmark.c ---- */
+/* Marks the heap from every root; world stopped.  Returns bytes marked. */
+uint64_t gc_mark(int nworkers, bool checkmark);
+/* Collects the data/bss ranges to scan (before the world stops: the
+ * loader's lock). */
+void gc_collect_globals(void);
+/* Marks obj as reachable (world stopped, outside the workers). */
+void gc_mark_and_scan(uintptr_t obj);
+/* The object that contains p, and its span, or 0. */
+uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp);
+static inline bool gc_isMarked(const struct mspan *s, unsigned idx)
+{
+    return (__atomic_load_n(&s->gcmarkBits[idx >> 6], __ATOMIC_RELAXED) >> (idx & 63)) & 1;
+}
+/* Roots registered with gort_add_roots. */
+extern rtmutex rootsLock;
+
+/* ---- mgcsweep.c ---- */
+/* Sweeps one unswept span; false when none is left. */
+bool sweepone(void);
+/* Sweeps s, which the caller claimed (sweepgen sg - 1).  Returns false
+ * when s was emptied and given back to the heap. */
+bool span_sweep(struct mspan *s);
+bool span_claim(struct mspan *s, uint32_t sg);
+/* The claimant is done with its span: placed, cached or freed. */
+static inline void sweep_release(void)
+{
+    __atomic_sub_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+}
+void sweeper_kick(void);
+/* Every span swept and nobody sweeping (before a cycle). */
+void finishsweep(void);
+
+/* ---- mfinal.c ---- */
+extern rtmutex specialsLock, finLock;
+/* Marks what finalizers and cleanups keep: the contents of objects with a
+ * finalizer (not the objects), their arguments, queued work. */
+void specials_markroots(void);
+/* After mark: clears weak handles of dead objects, queues their
+ * finalizers (marking the objects again) and cleanups. */
+void specials_process(void);
+/* After the world restarts: frees dropped records, wakes the runner. */
+void specials_after_start(void);
+void finq_wake(void);
+/* For specials_markroots: scan the object at p (n == 0, without marking
+ * it) or n bytes at p conservatively. */
+void gc_push_scan(uintptr_t p, uintptr_t n);
+uint64_t gc_mark_extra(void);
+
+/* ---- statistics (mgc.c) ---- */
+void gc_fill_memstats(struct gort_memstats *out);
+
+#endif

@@ -1,0 +1,719 @@
+/*
+ * mgcmark.c — marking: from the roots, shade every reachable collected
+ * object, in parallel, while the world is stopped.
+ *
+ * Tri-colour, as in Go: an object is white until its bit in gcmarkBits is
+ * set (grey: queued to be scanned), and black once scanned.  The queue is
+ * Go's gcWork: each worker has a buffer of work items; full buffers go to a
+ * global list other workers take from, and a worker that runs dry waits
+ * until every worker has (then marking is done) or work appears.
+ *
+ * A work item is (p, n):
+ *   n == 0        the object at p: scanned with its span's pointer map
+ *                 (small scan spans) or its type (large ones); a large
+ *                 object is split into 128 KiB oblets so no worker is stuck
+ *                 with one huge object while the others idle;
+ *   p & 1         an oblet: n bytes of the large object at p & ~1;
+ *   otherwise     n bytes at p scanned conservatively (roots).
+ *
+ * Roots, all conservative: every stopped thread's stack from its saved
+ * stack pointer (registers are saved below it), every goroutine's stack
+ * from its saved context, data and bss of every loaded object (found with
+ * dl_iterate_phdr before the stop, as the loader's lock may be held by a
+ * stopped thread), gort_add_roots ranges, uncollectable malloc blocks (G
+ * records, channel buffers, timers among them), and what finalizers keep
+ * (mfinal.c).
+ *
+ * A word is a pointer candidate when it falls in the heap's address range;
+ * then span_of finds its span, and it keeps the object it points into if
+ * the span is a collected one in use and the object is allocated.
+ *
+ * GODEBUG=gccheckmark=1 marks everything a second time into separate bits
+ * and aborts on any object the second mark reached that the first missed.
+ */
+#define _GNU_SOURCE
+#include "gc/mgc.h"
+#include "gc/stw.h"
+#include "mem/arena.h"
+#include "mem/mheap.h"
+#include "os/os.h"
+#include "runtime/print.h"
+#include "sched/proc.h"
+#include "sched/stack.h"
+
+#include <errno.h>
+#include <link.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+
+#define WORKBUF_N   500
+#define OBLET_BYTES (128 * 1024)
+#define ROOT_CHUNK  (64 * 1024)
+#define MAX_WORKERS 16
+
+struct workitem {
+    uintptr_t p, n;
+};
+
+struct workbuf {
+    struct workbuf *next;
+    uintptr_t n;
+    struct workitem items[WORKBUF_N];
+};
+
+/* A worker's state (Go's gcWork). */
+struct gcw {
+    struct workbuf *buf;
+    uint64_t bytesMarked;
+    uint64_t scanned;
+} __attribute__((aligned(64)));
+
+static struct {
+    rtmutex lock;                 /* full, empty */
+    struct workbuf *full, *empty;
+    uint32_t nfull;               /* atomic */
+    uint32_t nwait;               /* atomic: workers out of work */
+    uint32_t nworkers;
+    uint32_t phase;               /* futex: helpers start a mark on a change */
+    uint32_t ndone;               /* futex: helpers finished */
+    uintptr_t heapMin, heapMax;   /* address range of the heap's arenas */
+    bool checkmark;               /* the verification pass */
+    struct gcw gcw[MAX_WORKERS];
+} work;
+
+rtmutex rootsLock;
+static struct workitem *roots;    /* gort_add_roots */
+static size_t nroots, caproots;
+
+/* Data and bss ranges, gathered before each stop. */
+#define MAX_GLOBALS 256
+static struct workitem globals[MAX_GLOBALS];
+static size_t nglobals;
+
+/* ---- Work buffers ------------------------------------------------------ */
+
+static struct workbuf *getempty(void)
+{
+    gort_lock(&work.lock);
+    struct workbuf *b = work.empty;
+    if (b)
+        work.empty = b->next;
+    gort_unlock(&work.lock);
+    if (!b) {
+        /* mmap, not malloc: the world is stopped and a stopped thread may
+         * hold the heap's locks. */
+        b = os_alloc(sizeof *b);
+        if (!b)
+            throw("gc: out of memory for mark work buffers");
+    }
+    b->n = 0;
+    b->next = NULL;
+    return b;
+}
+
+static void putfull(struct workbuf *b)
+{
+    gort_lock(&work.lock);
+    b->next = work.full;
+    work.full = b;
+    __atomic_add_fetch(&work.nfull, 1, __ATOMIC_RELEASE);
+    gort_unlock(&work.lock);
+}
+
+static void putempty(struct workbuf *b)
+{
+    gort_lock(&work.lock);
+    b->next = work.empty;
+    work.empty = b;
+    gort_unlock(&work.lock);
+}
+
+static struct workbuf *getfull(void)
+{
+    if (__atomic_load_n(&work.nfull, __ATOMIC_ACQUIRE) == 0)
+        return NULL;
+    gort_lock(&work.lock);
+    struct workbuf *b = work.full;
+    if (b) {
+        work.full = b->next;
+        __atomic_sub_fetch(&work.nfull, 1, __ATOMIC_RELEASE);
+    }
+    gort_unlock(&work.lock);
+    return b;
+}
+
+static inline void gcw_put(struct gcw *w, uintptr_t p, uintptr_t n)
+{
+    if (__builtin_expect(w->buf->n == WORKBUF_N, 0)) {
+        putfull(w->buf);
+        w->buf = getempty();
+    }
+    w->buf->items[w->buf->n++] = (struct workitem){p, n};
+}
+
+static inline bool gcw_get(struct gcw *w, struct workitem *it)
+{
+    if (__builtin_expect(w->buf->n == 0, 0)) {
+        struct workbuf *b = getfull();
+        if (!b)
+            return false;
+        putempty(w->buf);
+        w->buf = b;
+    }
+    *it = w->buf->items[--w->buf->n];
+    return true;
+}
+
+/* Gives half of a long local buffer to idle workers. */
+static void gcw_balance(struct gcw *w)
+{
+    struct workbuf *b = w->buf;
+    if (b->n < 8 || __atomic_load_n(&work.nwait, __ATOMIC_RELAXED) == 0 ||
+        __atomic_load_n(&work.nfull, __ATOMIC_RELAXED) != 0)
+        return;
+    struct workbuf *half = getempty();
+    uintptr_t k = b->n / 2;
+    memcpy(half->items, b->items + (b->n - k), k * sizeof(struct workitem));
+    half->n = k;
+    b->n -= k;
+    putfull(half);
+}
+
+/* ---- Greying and scanning ---------------------------------------------- */
+
+static void greyobject(struct gcw *w, uintptr_t p);
+
+uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
+{
+    struct heapArena *ha = arena_of(p);
+    if (!ha)
+        return 0;
+    struct mspan *s = ha->spans[arena_pageIndex(p)];
+    if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) != mSpanInUse ||
+        __atomic_load_n(&s->gc, __ATOMIC_ACQUIRE) == 0)
+        return 0;
+    uintptr_t off = p - s->startAddr;
+    if (off >= (s->npages << _PageShift))
+        return 0;
+    unsigned idx;
+    uintptr_t base;
+    if (s->sizeclass == 0) {
+        if (off >= s->largeSize && off != 0)
+            return 0;
+        idx = 0;
+        base = s->startAddr;
+    } else {
+        idx = (unsigned)(((uint64_t)off * s->divMul) >> 32);
+        if (idx >= s->nelems)
+            return 0;
+        base = s->startAddr + (uintptr_t)idx * s->elemsize;
+    }
+    if (!span_isAllocated(s, idx))
+        return 0;
+    *sp = s;
+    *idxp = idx;
+    return base;
+}
+
+static uint64_t *checkbits_of(struct mspan *s);
+
+static void greyobject(struct gcw *w, uintptr_t p)
+{
+    struct mspan *s;
+    unsigned idx;
+    uintptr_t base = gc_find_object(p, &s, &idx);
+    if (!base)
+        return;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    uint64_t *word;
+    if (__builtin_expect(work.checkmark, 0)) {
+        if (!gc_isMarked(s, idx)) {
+            printbuf b = {.len = 0};
+            pb_str(&b, "gort: fatal error: gccheckmark: object ");
+            pb_hex(&b, base);
+            pb_str(&b, " (");
+            pb_u64(&b, s->sizeclass ? s->elemsize : s->largeSize);
+            pb_str(&b, " bytes) is reachable but was not marked\n");
+            pb_flush(&b);
+            abort();
+        }
+        word = &checkbits_of(s)[idx >> 6];
+    } else {
+        word = &s->gcmarkBits[idx >> 6];
+    }
+    if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)
+        return;
+    if (__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit)
+        return;
+    w->bytesMarked += s->sizeclass ? s->elemsize : (s->npages << _PageShift);
+    if (s->gc == GCSPAN_SCAN)
+        gcw_put(w, base, 0);
+}
+
+static inline void scan_word(struct gcw *w, uintptr_t v)
+{
+    if (v - work.heapMin < work.heapMax - work.heapMin)
+        greyobject(w, v);
+}
+
+/* Conservative: every aligned word in [p, p + n). */
+static void scanblock(struct gcw *w, uintptr_t p, uintptr_t n)
+{
+    uintptr_t a = (p + 7) & ~(uintptr_t)7, end = p + n;
+    for (; a + 8 <= end; a += 8)
+        scan_word(w, *(const uintptr_t *)a);
+    w->scanned += n;
+}
+
+/* n bytes from a in large object s, with its type's pointer map. */
+static void scan_large_piece(struct gcw *w, struct mspan *s, uintptr_t a, uintptr_t n)
+{
+    const gort_type *t = s->largeType;
+    if (!t) {
+        scanblock(w, a, n);
+        return;
+    }
+    uintptr_t tw = t->size / sizeof(void *);
+    uintptr_t k = (a - s->startAddr) / sizeof(void *) % tw;
+    const uintptr_t *word = (const uintptr_t *)a;
+    for (uintptr_t i = 0; i < n / sizeof(void *); i++) {
+        if ((t->ptrmask[k >> 6] >> (k & 63)) & 1)
+            scan_word(w, word[i]);
+        if (++k == tw)
+            k = 0;
+    }
+    w->scanned += n;
+}
+
+static void scanobject(struct gcw *w, uintptr_t p)
+{
+    struct mspan *s = span_of(p);
+    if (s->sizeclass == 0) {
+        uintptr_t size = s->largeSize;
+        if (size > OBLET_BYTES) {
+            for (uintptr_t off = 0; off < size; off += OBLET_BYTES)
+                gcw_put(w, (p + off) | 1, size - off < OBLET_BYTES ? size - off : OBLET_BYTES);
+            return;
+        }
+        scan_large_piece(w, s, p, size);
+        return;
+    }
+    /* Small: the span's pointer bits for the object's words. */
+    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
+    uintptr_t nw = s->elemsize / sizeof(void *);
+    const uintptr_t *word = (const uintptr_t *)p;
+    const uint64_t *bits = s->ptrbits;
+    for (uintptr_t i = 0; i < nw;) {
+        uintptr_t b = w0 + i;
+        uint64_t chunk = bits[b >> 6] >> (b & 63);
+        uintptr_t avail = 64 - (b & 63);
+        if (avail > nw - i)
+            avail = nw - i;
+        if (avail < 64)
+            chunk &= ((uint64_t)1 << avail) - 1;
+        while (chunk) {
+            unsigned j = (unsigned)__builtin_ctzll(chunk);
+            chunk &= chunk - 1;
+            scan_word(w, word[i + j]);
+        }
+        i += avail;
+    }
+    w->scanned += s->elemsize;
+}
+
+static void scanitem(struct gcw *w, struct workitem it)
+{
+    if (it.n == 0)
+        scanobject(w, it.p);
+    else if (it.p & 1)
+        scan_large_piece(w, span_of(it.p & ~(uintptr_t)1), it.p & ~(uintptr_t)1, it.n);
+    else
+        scanblock(w, it.p, it.n);
+}
+
+/* ---- Workers ------------------------------------------------------------ */
+
+static void drain(struct gcw *w)
+{
+    struct workitem it;
+    for (;;) {
+        unsigned k = 0;
+        while (gcw_get(w, &it)) {
+            scanitem(w, it);
+            if ((++k & 31) == 0)
+                gcw_balance(w);
+        }
+        __atomic_add_fetch(&work.nwait, 1, __ATOMIC_ACQ_REL);
+        for (int spins = 0;; spins++) {
+            if (__atomic_load_n(&work.nfull, __ATOMIC_ACQUIRE) != 0) {
+                __atomic_sub_fetch(&work.nwait, 1, __ATOMIC_ACQ_REL);
+                break;
+            }
+            if (__atomic_load_n(&work.nwait, __ATOMIC_ACQUIRE) == work.nworkers)
+                return;
+            if (spins > 50)
+                sched_yield();
+#if defined(__x86_64__)
+            else
+                __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+static uint32_t helperStartPhase;   /* the phase when a helper was made */
+
+static void *mark_worker(void *arg)
+{
+    struct gcw *w = arg;
+    uint32_t seen = __atomic_load_n(&helperStartPhase, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t ph;
+        while ((ph = __atomic_load_n(&work.phase, __ATOMIC_ACQUIRE)) == seen)
+            os_futex_wait(&work.phase, seen, -1);
+        seen = ph;
+        /* Each phase says how many take part. */
+        if ((size_t)(w - work.gcw) < work.nworkers)
+            drain(w);
+        __atomic_add_fetch(&work.ndone, 1, __ATOMIC_ACQ_REL);
+        os_futex_wake(&work.ndone, 1);
+    }
+    return NULL;
+}
+
+static uint32_t nhelpers;   /* helper threads started */
+
+static void start_helpers(uint32_t want)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    __atomic_store_n(&helperStartPhase, __atomic_load_n(&work.phase, __ATOMIC_ACQUIRE),
+                     __ATOMIC_RELEASE);
+    while (nhelpers < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        work.gcw[nhelpers + 1].buf = getempty();
+        if (pthread_create(&t, &attr, mark_worker, &work.gcw[nhelpers + 1]) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        nhelpers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- Roots ------------------------------------------------------------- */
+
+static void put_range(struct gcw *w, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    while (lo < hi) {
+        uintptr_t n = hi - lo < ROOT_CHUNK ? hi - lo : ROOT_CHUNK;
+        gcw_put(w, lo, n);
+        lo += n;
+    }
+}
+
+static int globals_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || nglobals >= MAX_GLOBALS)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        uintptr_t hi = lo + ph->p_memsz;
+        /* gort's own 32 MiB arena index holds no object pointers. */
+        uintptr_t xlo = (uintptr_t)mheap_arenas, xhi = xlo + sizeof mheap_arenas;
+        if (xlo >= lo && xhi <= hi) {
+            if (xlo > lo && nglobals < MAX_GLOBALS)
+                globals[nglobals++] = (struct workitem){lo, xlo - lo};
+            lo = xhi;
+        }
+        if (hi > lo && nglobals < MAX_GLOBALS)
+            globals[nglobals++] = (struct workitem){lo, hi - lo};
+    }
+    return 0;
+}
+
+void gc_collect_globals(void)
+{
+    nglobals = 0;
+    dl_iterate_phdr(globals_cb, NULL);
+}
+
+/* A stopped thread: its stack from where it stopped, and when it stopped
+ * on a goroutine's stack, that stack too plus its own from its g0's sp. */
+static uint64_t mark_thread(struct gcw *w, struct gcthread *t)
+{
+    uintptr_t sp = t->stoppedsp;
+    if (!sp)
+        return 0;
+    if (sp >= t->stacklo && sp < t->stackhi) {
+        put_range(w, sp, t->stackhi);
+        return t->stackhi - sp;
+    }
+    uint64_t n = 0;
+    uintptr_t top = stack_top_of(sp);
+    if (top) {
+        put_range(w, sp, top);
+        n += top - sp;
+    }
+    if (t->g0sp) {
+        uintptr_t g0 = (uintptr_t)*t->g0sp;
+        if (g0 >= t->stacklo && g0 < t->stackhi) {
+            put_range(w, g0, t->stackhi);
+            n += t->stackhi - g0;
+        }
+    }
+    return n;
+}
+
+static uint64_t mark_goroutines(struct gcw *w)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < allglen; i++) {
+        struct g *gp = allgs[i];
+        if (__atomic_load_n(&gp->atomicstatus, __ATOMIC_RELAXED) == _Gdead || gp->stack.hi == 0)
+            continue;
+        uintptr_t sp = (uintptr_t)gp->sched.sp;
+        if (sp < gp->stack.lo || sp > gp->stack.hi)
+            sp = gp->stack.lo;
+        put_range(w, sp, gp->stack.hi);
+        n += gp->stack.hi - sp;
+    }
+    return n;
+}
+
+/* Uncollectable malloc blocks: every allocated block of malloc's root
+ * spans. */
+static void mark_uncollectable(struct gcw *w)
+{
+    for (struct heapArena *ha = allarenas; ha; ha = ha->next) {
+        for (size_t i = 0; i < pagesPerArena;) {
+            struct mspan *s = ha->spans[i];
+            uintptr_t page = ha->base + (i << _PageShift);
+            if (s == &emptymspan || s->startAddr != page || s->npages == 0) {
+                i++;
+                continue;
+            }
+            i += s->npages;
+            if (s->state != mSpanInUse || s->gc || !s->roots)
+                continue;
+            if (s->sizeclass == 0) {
+                put_range(w, s->startAddr, s->startAddr + (s->npages << _PageShift));
+                continue;
+            }
+            for (unsigned k = 0; k < s->nelems; k++)
+                if (span_isAllocated(s, k))
+                    gcw_put(w, s->startAddr + (uintptr_t)k * s->elemsize, s->elemsize);
+        }
+    }
+}
+
+static uint64_t markroots(struct gcw *w)
+{
+    uint64_t stacks = 0;
+    for (struct gcthread *t = gcthreads; t; t = t->next)
+        stacks += mark_thread(w, t);
+    stacks += mark_goroutines(w);
+    uint64_t globalBytes = 0;
+    for (size_t i = 0; i < nglobals; i++) {
+        put_range(w, globals[i].p, globals[i].p + globals[i].n);
+        globalBytes += globals[i].n;
+    }
+    for (size_t i = 0; i < nroots; i++)
+        put_range(w, roots[i].p, roots[i].p + roots[i].n);
+    mark_uncollectable(w);
+    gcheap.stacksScan = stacks;
+    gcheap.globalsScan = globalBytes;
+    return stacks;
+}
+
+/* The collector's own worker (index 0) during root marking and after. */
+static struct gcw *gcw0(void) { return &work.gcw[0]; }
+
+void gc_push_scan(uintptr_t p, uintptr_t n)
+{
+    if (n == 0) {
+        gcw_put(gcw0(), p, 0);
+    } else {
+        put_range(gcw0(), p, p + n);
+    }
+}
+
+void gc_mark_and_scan(uintptr_t obj)
+{
+    struct gcw *w = gcw0();
+    greyobject(w, obj);
+    work.nworkers = 1;
+    work.nwait = 0;
+    drain(w);
+}
+
+/* ---- checkmark storage ------------------------------------------------- */
+
+static struct {
+    uintptr_t base;
+    uint64_t *bits;
+} ckArenas[4096];
+static size_t nck;
+
+static uint64_t *checkbits_of(struct mspan *s)
+{
+    struct heapArena *ha = arena_of(s->startAddr);
+    for (size_t i = 0; i < nck; i++)
+        if (ckArenas[i].base == ha->base)
+            return ckArenas[i].bits + arena_pageIndex(s->startAddr) * 16;
+    throw("gccheckmark: arena without check bits");
+}
+
+static void checkmark_prepare(void)
+{
+    for (struct heapArena *ha = allarenas; ha; ha = ha->next) {
+        size_t i;
+        for (i = 0; i < nck; i++)
+            if (ckArenas[i].base == ha->base)
+                break;
+        if (i == nck) {
+            if (nck == sizeof ckArenas / sizeof ckArenas[0])
+                throw("gccheckmark: too many arenas");
+            ckArenas[nck].base = ha->base;
+            ckArenas[nck].bits = os_alloc(pagesPerArena * 128);
+            if (!ckArenas[nck].bits)
+                throw("gccheckmark: out of memory");
+            nck++;
+        } else {
+            memset(ckArenas[i].bits, 0, pagesPerArena * 128);
+        }
+    }
+}
+
+/* ---- The mark ---------------------------------------------------------- */
+
+static void heap_range(void)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (struct heapArena *ha = allarenas; ha; ha = ha->next) {
+        if (ha->base < lo)
+            lo = ha->base;
+        if (ha->base + heapArenaBytes > hi)
+            hi = ha->base + heapArenaBytes;
+    }
+    work.heapMin = lo;
+    work.heapMax = hi > lo ? hi : lo;
+}
+
+static uint64_t mark_once(uint32_t nworkers)
+{
+    for (uint32_t i = 0; i < nworkers; i++) {
+        if (!work.gcw[i].buf)
+            work.gcw[i].buf = getempty();
+        work.gcw[i].bytesMarked = 0;
+        work.gcw[i].scanned = 0;
+    }
+    markroots(gcw0());
+    specials_markroots();
+    /* Share the roots out. */
+    if (gcw0()->buf->n) {
+        putfull(gcw0()->buf);
+        gcw0()->buf = getempty();
+    }
+    work.nworkers = nworkers;
+    work.nwait = 0;
+    __atomic_store_n(&work.ndone, 0, __ATOMIC_RELEASE);
+    if (nworkers > 1) {
+        __atomic_add_fetch(&work.phase, 1, __ATOMIC_RELEASE);
+        os_futex_wake(&work.phase, INT32_MAX);
+    }
+    drain(gcw0());
+    /* Every helper thread acknowledges each phase, taking part or not. */
+    if (nworkers > 1) {
+        uint32_t d;
+        while ((d = __atomic_load_n(&work.ndone, __ATOMIC_ACQUIRE)) < nhelpers)
+            os_futex_wait(&work.ndone, d, -1);
+    }
+    uint64_t marked = 0;
+    for (uint32_t i = 0; i < nworkers; i++)
+        marked += work.gcw[i].bytesMarked;
+    return marked;
+}
+
+uint64_t gc_mark(int nworkers, bool checkmark)
+{
+    if (nworkers < 1)
+        nworkers = 1;
+    if (nworkers > MAX_WORKERS)
+        nworkers = MAX_WORKERS;
+    if ((uint32_t)nworkers - 1 > nhelpers)
+        start_helpers((uint32_t)nworkers - 1);
+    if ((uint32_t)nworkers > nhelpers + 1)
+        nworkers = (int)nhelpers + 1;
+    heap_range();
+    work.checkmark = false;
+    uint64_t marked = mark_once((uint32_t)nworkers);
+    if (checkmark) {
+        checkmark_prepare();
+        work.checkmark = true;
+        mark_once((uint32_t)nworkers);
+        work.checkmark = false;
+    }
+    return marked;
+}
+
+/* The bytes marked by gc_mark_and_scan calls after gc_mark. */
+uint64_t gc_mark_extra(void)
+{
+    uint64_t n = gcw0()->bytesMarked;
+    gcw0()->bytesMarked = 0;
+    return n;
+}
+
+/* ---- Registered roots --------------------------------------------------- */
+
+GORT_API int gort_add_roots(void *lo, void *hi)
+{
+    if (!lo || (uintptr_t)hi <= (uintptr_t)lo) {
+        errno = EINVAL;
+        return -1;
+    }
+    gcinit_once();
+    gort_lock(&rootsLock);
+    if (nroots == caproots) {
+        size_t cap = caproots ? caproots * 2 : 16;
+        struct workitem *n = gort_realloc(roots, cap * sizeof *n);
+        if (!n) {
+            gort_unlock(&rootsLock);
+            errno = ENOMEM;
+            return -1;
+        }
+        roots = n;
+        caproots = cap;
+    }
+    roots[nroots++] = (struct workitem){(uintptr_t)lo, (uintptr_t)hi - (uintptr_t)lo};
+    gort_unlock(&rootsLock);
+    return 0;
+}
+
+GORT_API int gort_remove_roots(void *lo, void *hi)
+{
+    gort_lock(&rootsLock);
+    for (size_t i = 0; i < nroots; i++) {
+        if (roots[i].p == (uintptr_t)lo && roots[i].p + roots[i].n == (uintptr_t)hi) {
+            roots[i] = roots[--nroots];
+            gort_unlock(&rootsLock);
+            return 0;
+        }
+    }
+    gort_unlock(&rootsLock);
+    errno = EINVAL;
+    return -1;
+}

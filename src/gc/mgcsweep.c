@@ -1,0 +1,182 @@
+/*
+ * mgcsweep.c — sweeping: after a mark, every collected span's gcmarkBits
+ * become its allocBits, and spans left with no live object go back to the
+ * heap.
+ *
+ * Sweeping is lazy, as in Go: the stop that ends marking only bumps
+ * gcheap.sweepgen by 2, which turns every span on the "swept" lists into
+ * an unswept one (mgc.h has the states).  Spans are then swept one at a
+ * time by whoever needs them: an allocating thread looking for a span with
+ * room (malloc_gc.c), the background sweeper here (an idle-priority
+ * thread), or the next cycle, which first finishes what is left.  A
+ * sweeper claims a span by moving its sweepgen from sg - 2 to sg - 1 and
+ * counts itself in gcheap.nsweeping until the span is placed, cached or
+ * freed, so that a cycle never starts with a sweep half done.
+ */
+#define _GNU_SOURCE
+#include "gc/mgc.h"
+#include "gc/stw.h"
+#include "mem/mheap.h"
+#include "os/os.h"
+#include "runtime/print.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+
+bool span_claim(struct mspan *s, uint32_t sg)
+{
+    uint32_t want = sg - 2;
+    if (!__atomic_compare_exchange_n(&s->sweepgen, &want, sg - 1, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return false;
+    __atomic_add_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+    return true;
+}
+
+static void span_release_to_heap(struct mspan *s)
+{
+    __atomic_store_n(&s->gc, 0, __ATOMIC_RELEASE);
+    gort_free(s->ptrbits);
+    s->ptrbits = NULL;
+    s->largeType = NULL;
+    mheap_free(s);
+}
+
+bool span_sweep(struct mspan *s)
+{
+    uint32_t sg = __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE);
+    if (s->sizeclass == 0) {
+        bool live = s->gcmarkBits[0] & 1;
+        s->gcmarkBits[0] = 0;
+        if (!live) {
+            __atomic_add_fetch(&gcheap.nfreed, 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&gcheap.freedBytes, s->npages << _PageShift, __ATOMIC_RELAXED);
+            span_release_to_heap(s);
+            return false;
+        }
+        __atomic_store_n(&s->sweepgen, sg, __ATOMIC_RELEASE);
+        return true;
+    }
+    unsigned words = (s->nelems + 63u) / 64u;
+    unsigned nlive = 0, nfreed = 0;
+    for (unsigned w = 0; w < words; w++) {
+        uint64_t alloc = s->allocBits[w], mark = s->gcmarkBits[w];
+        nfreed += (unsigned)__builtin_popcountll(alloc & ~mark);
+        nlive += (unsigned)__builtin_popcountll(mark);
+        s->allocBits[w] = mark;
+        s->gcmarkBits[w] = 0;
+    }
+    span_setAllocCount(s, nlive);
+    s->freeindex = 0;
+    s->allocCache = 0;
+    if (nfreed) {
+        s->needzero = 1;
+        __atomic_add_fetch(&gcheap.nfreed, nfreed, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&gcheap.freedBytes, (uint64_t)nfreed * s->elemsize, __ATOMIC_RELAXED);
+    }
+    if (nlive == 0) {
+        span_release_to_heap(s);
+        return false;
+    }
+    __atomic_store_n(&s->sweepgen, sg, __ATOMIC_RELEASE);
+    return true;
+}
+
+/* Pops an unswept span from list a, else b, and claims it. */
+static struct mspan *take_unswept(rtmutex *lock, struct mspan **a, struct mspan **b, uint32_t sg)
+{
+    gcnosuspend_enter();
+    gort_lock(lock);
+    struct mspan *s = spanlist_pop(a);
+    if (!s && b)
+        s = spanlist_pop(b);
+    if (s && !span_claim(s, sg))
+        throw("gc: unswept list holds a span in the wrong sweep state");
+    gort_unlock(lock);
+    gcnosuspend_exit();
+    return s;
+}
+
+static unsigned sweepHint;
+
+bool sweepone(void)
+{
+    uint32_t sg = __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE);
+    unsigned u = sweptIndex(sg) ^ 1;
+    unsigned start = __atomic_load_n(&sweepHint, __ATOMIC_RELAXED) % numGCClasses;
+    for (unsigned k = 0; k < numGCClasses; k++) {
+        unsigned i = (start + k) % numGCClasses;
+        struct gcentral *c = &gcheap.central[i];
+        if (!__atomic_load_n(&c->partial[u], __ATOMIC_RELAXED) &&
+            !__atomic_load_n(&c->full[u], __ATOMIC_RELAXED))
+            continue;
+        struct mspan *s = take_unswept(&c->lock, &c->partial[u], &c->full[u], sg);
+        if (!s)
+            continue;
+        __atomic_store_n(&sweepHint, i, __ATOMIC_RELAXED);
+        if (span_sweep(s))
+            gcentral_place(s);
+        sweep_release();
+        return true;
+    }
+    struct mspan *s = take_unswept(&gcheap.largeLock, &gcheap.large[u], NULL, sg);
+    if (!s)
+        return false;
+    if (span_sweep(s))
+        gclarge_place(s);
+    sweep_release();
+    return true;
+}
+
+void finishsweep(void)
+{
+    while (sweepone())
+        ;
+    while (__atomic_load_n(&gcheap.nsweeping, __ATOMIC_ACQUIRE) != 0)
+        sched_yield();
+}
+
+/* ---- The background sweeper ------------------------------------------ */
+
+static pthread_once_t sweeperOnce = PTHREAD_ONCE_INIT;
+
+static void *bgsweep(void *arg)
+{
+    (void)arg;
+    /* Only when a CPU would otherwise idle: allocation sweeps what it
+     * needs itself, and the next cycle finishes the rest. */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    for (;;) {
+        uint32_t seen = __atomic_load_n(&gcheap.sweepWake, __ATOMIC_ACQUIRE);
+        while (sweepone())
+            ;
+        os_futex_wait(&gcheap.sweepWake, seen, -1);
+    }
+    return NULL;
+}
+
+static void sweeper_start(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* Blocks every signal: it is not a mutator, and the collector never
+     * stops it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (pthread_create(&t, &attr, bgsweep, NULL) != 0)
+        throw("gc: cannot start the background sweeper");
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+void sweeper_kick(void)
+{
+    pthread_once(&sweeperOnce, sweeper_start);
+    __atomic_add_fetch(&gcheap.sweepWake, 1, __ATOMIC_RELEASE);
+    os_futex_wake(&gcheap.sweepWake, 1);
+}

@@ -1,0 +1,216 @@
+/*
+ * stw.c — the thread registry and the stop-the-world signal (stw.h).
+ *
+ * A stop is numbered (epoch).  The collector sends SIGPWR to every
+ * registered thread, then waits on a futex until each has acknowledged.
+ * A thread acknowledges from the signal handler, whose frame holds the
+ * interrupted registers (the kernel saved them there), so a scan from the
+ * handler's stack pointer to the top of the stack covers registers and
+ * frames alike.  It then sleeps until the collector publishes the epoch as
+ * released.  Waiting on the epoch rather than a "running" flag lets a
+ * thread that wakes late from one stop never miss the next.
+ */
+#define _GNU_SOURCE
+#include "gc/stw.h"
+#include "gort.h"
+#include "os/lock.h"
+#include "os/os.h"
+#include "runtime/print.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SIG_SUSPEND SIGPWR
+
+__thread struct gctls gctls __attribute__((tls_model("initial-exec")));
+struct gcthread *gcthreads;
+
+static rtmutex regLock;
+static pthread_key_t regKey;
+static pthread_once_t regOnce = PTHREAD_ONCE_INIT;
+
+static struct {
+    uint32_t epoch;      /* the current or last stop */
+    uint32_t released;   /* the last stop that has ended (futex word) */
+    uint32_t acks;       /* threads stopped in this epoch (futex word) */
+} stw;
+
+static void ack_and_wait(uintptr_t sp)
+{
+    struct gcthread *t = gctls.self;
+    uint32_t epoch = __atomic_load_n(&stw.epoch, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&t->stoppedsp, sp, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->stopped, epoch, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&stw.acks, 1, __ATOMIC_ACQ_REL);
+    os_futex_wake(&stw.acks, 1);
+    for (;;) {
+        uint32_t r = __atomic_load_n(&stw.released, __ATOMIC_ACQUIRE);
+        if ((int32_t)(r - epoch) >= 0)
+            break;
+        os_futex_wait(&stw.released, r, -1);
+    }
+}
+
+static void suspend_handler(int sig, siginfo_t *info, void *uctx)
+{
+    int saved = errno;
+    if (gctls.self == NULL) {
+        errno = saved;
+        return;
+    }
+    if (gctls.nosuspend) {
+        gctls.pending = 1;
+        errno = saved;
+        return;
+    }
+    /* uctx (the interrupted registers) lies above this frame. */
+    ack_and_wait(gc_current_sp());
+    errno = saved;
+}
+
+__attribute__((noinline)) void gcsuspend_deferred(void)
+{
+    gctls.pending = 0;
+    gc_spill_registers();
+    ack_and_wait(gc_current_sp());
+}
+
+static void thread_key_destructor(void *arg)
+{
+    (void)arg;
+    gcthread_unregister();
+}
+
+static void atfork_prepare(void) { gort_lock(&regLock); }
+static void atfork_parent(void) { gort_unlock(&regLock); }
+
+/* The child has one thread: every other registration is stale. */
+static void atfork_child(void)
+{
+    gort_lock_reinit(&regLock);
+    struct gcthread *self = gctls.self;
+    gcthreads = NULL;
+    if (self) {
+        self->tid = os_gettid();
+        self->next = self->prev = NULL;
+        gcthreads = self;
+    }
+}
+
+static void registry_init(void)
+{
+    if (pthread_key_create(&regKey, thread_key_destructor) != 0)
+        throw("gc: pthread_key_create failed");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = suspend_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIG_SUSPEND, &sa, NULL) != 0)
+        throw("gc: sigaction(SIGPWR) failed");
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void gcthread_register(bool explicit_)
+{
+    if (gctls.self) {
+        if (explicit_)
+            gctls.self->explicit_ = true;
+        return;
+    }
+    pthread_once(&regOnce, registry_init);
+    struct gcthread *t = gort_malloc(sizeof *t);
+    if (!t)
+        throw("gc: out of memory registering a thread");
+    memset(t, 0, sizeof *t);
+    t->tid = os_gettid();
+    t->explicit_ = explicit_;
+    pthread_attr_t attr;
+    void *lo = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &lo, &size);
+        pthread_attr_destroy(&attr);
+    }
+    if (!lo)
+        throw("gc: cannot find the thread's stack");
+    t->stacklo = (uintptr_t)lo;
+    t->stackhi = (uintptr_t)lo + size;
+    /* Make sure SIGPWR is not blocked here. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIG_SUSPEND);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    gort_lock(&regLock);
+    t->next = gcthreads;
+    if (gcthreads)
+        gcthreads->prev = t;
+    gcthreads = t;
+    gctls.self = t;
+    gort_unlock(&regLock);
+    pthread_setspecific(regKey, t);
+}
+
+void gcthread_register_m(void **g0sp)
+{
+    gcthread_register(false);
+    gctls.self->g0sp = g0sp;
+}
+
+void gcthread_unregister(void)
+{
+    struct gcthread *t = gctls.self;
+    if (!t)
+        return;
+    gort_lock(&regLock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        gcthreads = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    gctls.self = NULL;
+    gort_unlock(&regLock);
+    pthread_setspecific(regKey, NULL);
+    gort_free(t);
+}
+
+void stw_stop(uintptr_t sp)
+{
+    gort_lock(&regLock);
+    uint32_t epoch = __atomic_add_fetch(&stw.epoch, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&stw.acks, 0, __ATOMIC_RELEASE);
+    pid_t pid = getpid();
+    uint32_t want = 0;
+    for (struct gcthread *t = gcthreads; t; t = t->next) {
+        if (t == gctls.self) {
+            t->stoppedsp = sp;
+            t->stopped = epoch;
+            continue;
+        }
+        if (syscall(SYS_tgkill, pid, t->tid, SIG_SUSPEND) == 0) {
+            want++;
+        } else {
+            /* Gone without unregistering: nothing of it to scan. */
+            t->stoppedsp = 0;
+            t->stopped = epoch;
+        }
+    }
+    for (;;) {
+        uint32_t n = __atomic_load_n(&stw.acks, __ATOMIC_ACQUIRE);
+        if (n >= want)
+            break;
+        os_futex_wait(&stw.acks, n, 10 * 1000 * 1000);
+    }
+}
+
+void stw_start(void)
+{
+    __atomic_store_n(&stw.released, stw.epoch, __ATOMIC_RELEASE);
+    os_futex_wake(&stw.released, INT32_MAX);
+    gort_unlock(&regLock);
+}

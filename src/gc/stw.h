@@ -1,0 +1,95 @@
+/*
+ * stw.h — stopping the world: the registry of threads whose stacks are
+ * roots, and the signal that parks them while the collector marks.
+ *
+ * Go stops the world at safe points its compiler plants everywhere; C has
+ * none, so gort does what the Boehm GC does: it sends each registered
+ * thread a signal (SIGPWR) whose handler saves the registers on the stack,
+ * reports the stack pointer and waits until the world restarts.  Every
+ * gort M registers itself; a plain thread registers at its first gort_new
+ * or with gort_register_thread.
+ *
+ * A thread stopped anywhere might be half-way through changing something
+ * the collector reads or writes while the world is stopped: a span it is
+ * allocating from, its cache's slots.  Such code runs inside a nosuspend
+ * section (gcnosuspend_enter/exit, two plain thread-local increments): a
+ * signal that lands inside one only sets a flag, and the thread stops
+ * itself as it leaves the section.  Inside a section a thread must not
+ * wait for a lock that code outside sections takes (the heap's), or the
+ * world would wait for it forever.
+ */
+#ifndef GORT_GC_STW_H
+#define GORT_GC_STW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct gcthread {
+    struct gcthread *next, *prev;
+    pid_t tid;
+    uintptr_t stacklo, stackhi;   /* the thread's own stack */
+    uintptr_t stoppedsp;          /* its stack pointer at the stop (registers below it are saved) */
+    uint32_t stopped;             /* stop epoch it acknowledged */
+    bool explicit_;               /* gort_register_thread, not automatic */
+    void **g0sp;                  /* a gort M: its g0's saved stack pointer */
+};
+
+struct gctls {
+    int nosuspend;                /* > 0: inside a nosuspend section */
+    int pending;                  /* a stop arrived inside one */
+    struct gcthread *self;        /* registration, or NULL */
+};
+extern __thread struct gctls gctls __attribute__((tls_model("initial-exec")));
+
+/* Registered threads, walked by the collector while the world is stopped. */
+extern struct gcthread *gcthreads;
+
+void gcsuspend_deferred(void);
+
+static inline void gcnosuspend_enter(void)
+{
+    gctls.nosuspend++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void gcnosuspend_exit(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
+        gcsuspend_deferred();
+}
+
+/* Registers the calling thread (idempotent). */
+void gcthread_register(bool explicit_);
+/* A gort M registers with its g0's saved stack pointer: when the M is
+ * stopped on a goroutine's stack, its own stack is live from there up. */
+void gcthread_register_m(void **g0sp);
+void gcthread_unregister(void);
+
+/* Stops every registered thread but the caller (who is recorded as stopped
+ * at its own stack pointer, sp), and restarts them.  stw_stop takes the
+ * registry lock; stw_start drops it. */
+void stw_stop(uintptr_t sp);
+void stw_start(void);
+
+/* The stack pointer of the caller's frame, with the callee-saved registers
+ * forced onto the stack first (so a conservative scan from it sees them). */
+#define gc_spill_registers() __builtin_unwind_init()
+static inline __attribute__((always_inline)) uintptr_t gc_current_sp(void)
+{
+#if defined(__x86_64__)
+    uintptr_t sp;
+    __asm__ volatile("movq %%rsp, %0" : "=r"(sp));
+    return sp;
+#elif defined(__aarch64__)
+    uintptr_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    return sp;
+#else
+    volatile char here;
+    return (uintptr_t)&here - 256;
+#endif
+}
+
+#endif
