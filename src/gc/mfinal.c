@@ -363,6 +363,16 @@ static void run_list(struct special *list)
     }
 }
 
+/* The runner's stack is scanned conservatively while it waits: clear
+ * what the last finalizer left below the current frame, or the object it
+ * was given could stay reachable from a dead slot. */
+static __attribute__((noinline)) void scrub_stack(void)
+{
+    volatile char buf[8192];
+    memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
 static void runfinq_goroutine(void *arg)
 {
     (void)arg;
@@ -370,6 +380,7 @@ static void runfinq_goroutine(void *arg)
         struct special *list = finq_take();
         if (list) {
             run_list(list);
+            scrub_stack();
             continue;
         }
         int64_t token;
@@ -386,6 +397,7 @@ static void *runfinq_thread(void *arg)
         struct special *list = finq_take();
         if (list) {
             run_list(list);
+            scrub_stack();
             continue;
         }
         os_futex_wait(&finWake, seen, -1);
@@ -419,4 +431,12 @@ void finq_wake(void)
         __atomic_add_fetch(&finWake, 1, __ATOMIC_RELEASE);
         os_futex_wake(&finWake, 1);
     }
+}
+
+void finq_after_fork_child(void)
+{
+    /* A finalizer thread is gone; a goroutine runner belongs to a
+     * scheduler that is gone too. */
+    if (!finTokens)
+        runnerStarted = false;
 }

@@ -35,6 +35,7 @@
 #include "sched/proc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -105,8 +106,55 @@ static void bad_env(const char *name, const char *value)
 
 static void set_goal(uint64_t live);
 
+/* fork: no lock of the collector's may be held by a thread that the
+ * child will not have; the child then has no helpers, no sweeper and no
+ * finalizer thread, and starts them again when it needs them. */
+static void gc_fork_prepare(void)
+{
+    gort_lock(&gcLock);
+    gort_lock(&rootsLock);
+    gort_lock(&specialsLock);
+    gort_lock(&finLock);
+    for (unsigned i = 0; i < numGCClasses; i++)
+        gort_lock(&gcheap.central[i].lock);
+    gort_lock(&gcheap.largeLock);
+}
+
+static void gc_fork_parent(void)
+{
+    gort_unlock(&gcheap.largeLock);
+    for (unsigned i = 0; i < numGCClasses; i++)
+        gort_unlock(&gcheap.central[i].lock);
+    gort_unlock(&finLock);
+    gort_unlock(&specialsLock);
+    gort_unlock(&rootsLock);
+    gort_unlock(&gcLock);
+}
+
+/* Called by malloc's child handler before it empties the other threads'
+ * caches (which hands collected spans back under these locks); handlers
+ * of the child run in the order they were registered, malloc's first. */
+void gc_fork_child_locks(void)
+{
+    gort_lock_reinit(&gcheap.largeLock);
+    for (unsigned i = 0; i < numGCClasses; i++)
+        gort_lock_reinit(&gcheap.central[i].lock);
+    gort_lock_reinit(&finLock);
+    gort_lock_reinit(&specialsLock);
+    gort_lock_reinit(&rootsLock);
+    gort_lock_reinit(&gcLock);
+}
+
+static void gc_fork_child(void)
+{
+    gcmark_after_fork_child();
+    sweeper_after_fork_child();
+    finq_after_fork_child();
+}
+
 void gc_params_init(void)
 {
+    pthread_atfork(gc_fork_prepare, gc_fork_parent, gc_fork_child);
     gcheap.gcpercent = 100;
     gcheap.memoryLimit = INT64_MAX;
     const char *v = getenv("GOGC");

@@ -119,6 +119,7 @@ void gclarge_place(struct mspan *s);
 /* ---- mgc.c ---- */
 /* Reads GOGC and GOMEMLIMIT; sets the first goal. */
 void gc_params_init(void);
+void gc_fork_child_locks(void);
 /* Starts a cycle if heapLive has passed the trigger (outside nosuspend). */
 void gc_maybe_start(void);
 void gc_collect(bool forced);
@@ -141,6 +142,8 @@ static inline bool gc_isMarked(const struct mspan *s, unsigned idx)
 /* Roots registered with gort_add_roots. */
 extern rtmutex rootsLock;
 
+void gcmark_after_fork_child(void);
+
 /* ---- mgcsweep.c ---- */
 /* Sweeps one unswept span; false when none is left. */
 bool sweepone(void);
@@ -154,6 +157,7 @@ static inline void sweep_release(void)
     __atomic_sub_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
 }
 void sweeper_kick(void);
+void sweeper_after_fork_child(void);
 /* Every span swept and nobody sweeping (before a cycle). */
 void finishsweep(void);
 
@@ -168,6 +172,7 @@ void specials_process(void);
 /* After the world restarts: frees dropped records, wakes the runner. */
 void specials_after_start(void);
 void finq_wake(void);
+void finq_after_fork_child(void);
 /* For specials_markroots: scan the object at p (n == 0, without marking
  * it) or n bytes at p conservatively. */
 void gc_push_scan(uintptr_t p, uintptr_t n);

@@ -398,7 +398,8 @@ static void start_helpers(uint32_t want)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        work.gcw[nhelpers + 1].buf = getempty();
+        if (!work.gcw[nhelpers + 1].buf)
+            work.gcw[nhelpers + 1].buf = getempty();
         if (pthread_create(&t, &attr, mark_worker, &work.gcw[nhelpers + 1]) != 0) {
             pthread_attr_destroy(&attr);
             break;
@@ -407,6 +408,15 @@ static void start_helpers(uint32_t want)
         nhelpers++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The helper threads did not follow into a fork child. */
+void gcmark_after_fork_child(void)
+{
+    gort_lock_reinit(&work.lock);
+    for (uint32_t i = 1; i <= nhelpers; i++)
+        work.gcw[i].buf = NULL;   /* (their buffers are simply dropped) */
+    nhelpers = 0;
 }
 
 /* ---- Roots ------------------------------------------------------------- */
@@ -642,8 +652,10 @@ static uint64_t mark_once(uint32_t nworkers)
             os_futex_wait(&work.ndone, d, -1);
     }
     uint64_t marked = 0;
-    for (uint32_t i = 0; i < nworkers; i++)
+    for (uint32_t i = 0; i < nworkers; i++) {
         marked += work.gcw[i].bytesMarked;
+        work.gcw[i].bytesMarked = 0;
+    }
     return marked;
 }
 

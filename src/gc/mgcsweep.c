@@ -139,7 +139,7 @@ void finishsweep(void)
 
 /* ---- The background sweeper ------------------------------------------ */
 
-static pthread_once_t sweeperOnce = PTHREAD_ONCE_INIT;
+static bool sweeperStarted;   /* under gcLock, as sweeper_kick is called */
 
 static void *bgsweep(void *arg)
 {
@@ -176,7 +176,15 @@ static void sweeper_start(void)
 
 void sweeper_kick(void)
 {
-    pthread_once(&sweeperOnce, sweeper_start);
+    if (!sweeperStarted) {
+        sweeperStarted = true;
+        sweeper_start();
+    }
     __atomic_add_fetch(&gcheap.sweepWake, 1, __ATOMIC_RELEASE);
     os_futex_wake(&gcheap.sweepWake, 1);
+}
+
+void sweeper_after_fork_child(void)
+{
+    sweeperStarted = false;
 }

@@ -61,6 +61,7 @@
  * sanitizer owns malloc).
  */
 #include "mem/malloc.h"
+#include "gc/mgc.h"
 #include "prof/mprof.h"
 #include "mem/arena.h"
 #include "mem/mcache.h"
@@ -101,6 +102,7 @@ static void atfork_child(void)
 {
     mheap_reinit_locks();
     mcentral_reinit_locks();
+    gc_fork_child_locks();
     scavenge_after_fork_child();
     mcache_after_fork_child();
 }

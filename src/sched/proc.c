@@ -1460,7 +1460,10 @@ static void *mstart(void *arg)
     /* Threads are created with every signal blocked (so none arrives
      * before minit); now take the program's mask, as the main thread has. */
     pthread_sigmask(SIG_SETMASK, &initSigmask, NULL);
-    gcthread_register_m(&mp->g0->sched.sp);
+    /* The collector stops Ms that run goroutines; sysmon (an mstartfn)
+     * blocks every signal and holds no program data. */
+    if (!mp->mstartfn)
+        gcthread_register_m(&mp->g0->sched.sp);
     if (mp->mstartfn)
         mp->mstartfn();
     if (mp->nextp) {
