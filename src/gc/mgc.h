@@ -139,6 +139,12 @@ static inline bool gc_isMarked(const struct mspan *s, unsigned idx)
 {
     return (__atomic_load_n(&s->gcmarkBits[idx >> 6], __ATOMIC_RELAXED) >> (idx & 63)) & 1;
 }
+/* The leak checker (leakcheck.c): marks malloc'd blocks too, in their
+ * spans' gcmarkBits (world stopped, bits cleared by the caller). */
+uint64_t gc_mark_leaks(void);
+/* The allocated, unlisted malloc'd block holding p (its span, index and
+ * size), or 0. */
+uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintptr_t *sizep);
 /* Roots registered with gort_add_roots. */
 extern rtmutex rootsLock;
 

@@ -81,6 +81,7 @@ static struct {
     uint32_t ndone;               /* futex: helpers finished */
     uintptr_t heapMin, heapMax;   /* address range of the heap's arenas */
     bool checkmark;               /* the verification pass */
+    bool leak;                    /* the leak checker's pass */
     struct gcw gcw[MAX_WORKERS];
 } work;
 
@@ -220,13 +221,31 @@ uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
 
 static uint64_t *checkbits_of(struct mspan *s);
 
+/* The leak checker's mark also follows malloc'd blocks, scanned whole. */
+static __attribute__((noinline)) void grey_malloc_block(struct gcw *w, uintptr_t p)
+{
+    struct mspan *s;
+    unsigned idx;
+    uintptr_t size;
+    uintptr_t base = malloc_block_of(p, &s, &idx, &size);
+    if (!base)
+        return;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (__atomic_fetch_or(&s->gcmarkBits[idx >> 6], bit, __ATOMIC_RELAXED) & bit)
+        return;
+    gcw_put(w, base, size);
+}
+
 static void greyobject(struct gcw *w, uintptr_t p)
 {
     struct mspan *s;
     unsigned idx;
     uintptr_t base = gc_find_object(p, &s, &idx);
-    if (!base)
+    if (!base) {
+        if (__builtin_expect(work.leak, 0))
+            grey_malloc_block(w, p);
         return;
+    }
     uint64_t bit = (uint64_t)1 << (idx & 63);
     uint64_t *word;
     if (__builtin_expect(work.checkmark, 0)) {
@@ -678,6 +697,15 @@ uint64_t gc_mark(int nworkers, bool checkmark)
         mark_once((uint32_t)nworkers);
         work.checkmark = false;
     }
+    return marked;
+}
+
+uint64_t gc_mark_leaks(void)
+{
+    heap_range();
+    work.leak = true;
+    uint64_t marked = mark_once(1);
+    work.leak = false;
     return marked;
 }
 

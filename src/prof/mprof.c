@@ -514,8 +514,27 @@ static void read_env(void)
     }
 }
 
+struct mprof_bucket *mprof_lookup(uintptr_t p)
+{
+    uint64_t h = addr_hash(p);
+    struct shard *s = shard_of(h);
+    struct mprof_bucket *b = NULL;
+    gort_lock(&s->lock);
+    if (s->mask != 0)
+        for (struct addrnode *a = s->tab[h & s->mask]; a; a = a->next)
+            if (a->p == p) {
+                b = a->b;
+                break;
+            }
+    gort_unlock(&s->lock);
+    return b;
+}
+
 void mprof_init(void)
 {
+    /* The leak checker names the site of every block. */
+    if (debug.leakcheck && debug.memprofilerate < 0)
+        debug.memprofilerate = 1;
     if (debug.memprofilerate >= 0)
         __atomic_store_n(&MemProfileRate, debug.memprofilerate, __ATOMIC_RELAXED);
     read_env();

@@ -65,6 +65,9 @@ struct mprof_totals {
 };
 void mprof_totals(const void *fn, struct mprof_totals *out);
 
+/* The bucket of the sampled block at p, or NULL (takes a shard lock). */
+struct mprof_bucket *mprof_lookup(uintptr_t p);
+
 /* The calling thread's recursion guard: while set, its allocations are
  * not sampled.  Returns the previous value. */
 int mprof_guard(int on);

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include "prof/pprof.h"
 #include "prof/mprof.h"
+#include "runtime/print.h"
 #include "gort.h"
 
 #include <dlfcn.h>
@@ -391,6 +392,40 @@ static const char *lookup_symbol(struct module *m, uintptr_t addr)
     return NULL;
 }
 
+/* The function holding return address pc (NULL if unnamed) and, in
+ * *modp, the loaded object it lies in (NULL if none). */
+static const char *symbolize(struct modlist *mods, uintptr_t pc, struct module **modp)
+{
+    uintptr_t addr = pc - 1;   /* inside the call instruction */
+    struct module *mod = NULL;
+    for (size_t m = 0; m < mods->n; m++)
+        if (addr >= mods->m[m].start && addr < mods->m[m].limit) {
+            mod = &mods->m[m];
+            break;
+        }
+    *modp = mod;
+    const char *name = mod ? lookup_symbol(mod, addr) : NULL;
+    if (!name) {
+        Dl_info di;
+        if (dladdr((void *)addr, &di) && di.dli_sname && di.dli_saddr)
+            name = di.dli_sname;
+    }
+    return name;
+}
+
+static void modlist_free(struct modlist *mods)
+{
+    for (size_t m = 0; m < mods->n; m++) {
+        gort_free(mods->m[m].path);
+        gort_free(mods->m[m].syms);
+        if (mods->m[m].map)
+            munmap(mods->m[m].map, mods->m[m].maplen);
+    }
+    gort_free(mods->m);
+    mods->m = NULL;
+    mods->n = 0;
+}
+
 /* ---- Locations --------------------------------------------------------- */
 
 struct loc {
@@ -603,18 +638,7 @@ int pprof_write_heap(int fd)
     struct strtab fnames = {0};   /* name -> function id - 1, via idx */
     for (size_t k = 0; k < pcs.n; k++) {
         struct loc *l = &pcs.locs[k];
-        uintptr_t addr = l->pc - 1;   /* inside the call instruction */
-        for (size_t m = 0; m < mods.n; m++)
-            if (addr >= mods.m[m].start && addr < mods.m[m].limit) {
-                l->mod = &mods.m[m];
-                break;
-            }
-        const char *name = l->mod ? lookup_symbol(l->mod, addr) : NULL;
-        if (!name) {
-            Dl_info di;
-            if (dladdr((void *)addr, &di) && di.dli_sname && di.dli_saddr)
-                name = di.dli_sname;
-        }
+        const char *name = symbolize(&mods, l->pc, &l->mod);
         if (l->mod)
             l->mod->used = true;
         if (!name) {
@@ -738,13 +762,7 @@ int pprof_write_heap(int fd)
     err = errno;
 
 out:
-    for (size_t m = 0; m < mods.n; m++) {
-        gort_free(mods.m[m].path);
-        gort_free(mods.m[m].syms);
-        if (mods.m[m].map)
-            munmap(mods.m[m].map, mods.m[m].maplen);
-    }
-    gort_free(mods.m);
+    modlist_free(&mods);
     gort_free(pcs.locs);
     gort_free(pcs.slots);
     strtab_free(&st);
@@ -757,4 +775,38 @@ out:
     if (rc != 0)
         errno = err;
     return rc;
+}
+
+/* ---- Stacks for the leak checker -------------------------------------- */
+
+void pprof_print_stack(const uintptr_t *pcs, size_t n)
+{
+    struct modlist mods = {0};
+    dl_iterate_phdr(add_module, &mods);
+    bool top = true;
+    uint64_t depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct module *mod;
+        const char *name = symbolize(&mods, pcs[i], &mod);
+        /* The allocator's own frames above the program's call. */
+        if (top && name && gort_name(name))
+            continue;
+        top = false;
+        printbuf b = {.len = 0};
+        pb_str(&b, "    #");
+        pb_u64(&b, depth++);
+        pb_str(&b, " ");
+        pb_hex(&b, pcs[i]);
+        pb_str(&b, " ");
+        pb_str(&b, name ? name : "?");
+        if (mod && mod->path) {
+            const char *base = strrchr(mod->path, '/');
+            pb_str(&b, " (");
+            pb_str(&b, base ? base + 1 : mod->path);
+            pb_str(&b, ")");
+        }
+        pb_str(&b, "\n");
+        pb_flush(&b);
+    }
+    modlist_free(&mods);
 }

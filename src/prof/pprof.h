@@ -19,4 +19,8 @@ size_t pprof_gzip_bound(size_t n);
 size_t pprof_gzip(const uint8_t *data, size_t n, uint8_t *out);
 uint32_t pprof_crc32(const uint8_t *p, size_t n);
 
+/* Prints the n return addresses of a stack on stderr, one "#i pc function
+ * (object)" line each, leaving out the allocator's own frames on top. */
+void pprof_print_stack(const uintptr_t *pcs, size_t n);
+
 #endif

@@ -40,6 +40,7 @@ static const struct knob knobs[] = {
     {"memprofilerate", 0, (int64_t)1 << 40, 1, &debug.memprofilerate, 0},
     {"gctrace", 0, 2, 1, &debug.gctrace, 1},
     {"gccheckmark", 0, 1, 1, &debug.gccheckmark, 1},
+    {"leakcheck", 0, 1, 1, &debug.leakcheck, 1},
 };
 
 /* Settings whose value is a word. */

@@ -22,6 +22,7 @@ struct godebug {
     int64_t memprofilerate;  /* heap profile sampling rate in bytes (-1: unset) */
     int gctrace;             /* 1: a line per collection on stderr */
     int gccheckmark;         /* 1: verify each mark with a second, stopped one */
+    int leakcheck;           /* 1: report unreachable malloc blocks at exit */
     char trace[1024];        /* trace=FILE: execution trace written there ("": off) */
 };
 
