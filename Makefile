@@ -160,3 +160,13 @@ clean:
 bench-sched:
 	@$(MAKE) --no-print-directory lib
 	@python3 bench/sched/run.py --build $(BUILD) --via "make bench-sched" $(BENCH_ARGS)
+
+# The collector against Go's and the Boehm GC's (bench/gc/run.py, about
+# 20 min): writes docs/bench/GC.md and gc.png; installs golang-go,
+# libgc-dev and gnuplot as root when missing.  BENCH_ARGS=--quick: about
+# a minute, into build/bench-gc/quick/; --gort-mode=stw measures the
+# stop-the-world mode instead of the concurrent one.
+.PHONY: bench-gc
+bench-gc:
+	@$(MAKE) --no-print-directory lib
+	@python3 bench/gc/run.py --build $(BUILD) --via "make bench-gc" $(BENCH_ARGS)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# make run: the main job, in two parts.
+# make run: the main job, in four parts.
 #  1. The allocator: gort side by side with glibc, jemalloc, tcmalloc and
 #     mimalloc on the benchmark workloads and real programs (redis, python3,
 #     sqlite3), in bench/run.py's quick mode (about two minutes): a table of
@@ -7,9 +7,13 @@
 #  2. Goroutines: gort's scheduler against Go's on the same machine,
 #     bench/sched/run.py --quick (under a minute): a table of times and
 #     ratios, the report in build/bench-sched/quick/.
-#  3. An execution trace of examples/pipeline (GODEBUG=trace=), rendered by
+#  3. The collector against Go's and the Boehm GC, bench/gc/run.py --quick
+#     (about a minute): binary-trees, GCBench, gc_latency pauses, in
+#     build/bench-gc/quick/.
+#  4. An execution trace of examples/pipeline (GODEBUG=trace=), rendered by
 #     tools/gort-trace-html into a timeline a browser opens.
-# `make bench` and `make bench-sched` are the full runs that write docs/bench/.
+# `make bench`, `make bench-sched` and `make bench-gc` are the full runs that
+# write docs/bench/.
 #   examples/run.sh BUILD
 set -eu
 build=${1:-build}
@@ -18,6 +22,8 @@ status=0
 python3 bench/run.py --quick --build "$build" --via "make run" || status=$?
 echo
 python3 bench/sched/run.py --quick --build "$build" --via "make run" || status=$?
+echo
+python3 bench/gc/run.py --quick --build "$build" --via "make run" || status=$?
 echo
 # An execution trace of an example, and its timeline.
 trace=$build/trace-pipeline

@@ -415,13 +415,14 @@ GORT_API int64_t gort_memprofile_rate(void);
  * object kept only in malloc'd memory does not keep it.  Thread-local
  * variables are not scanned either.
  *
- * Collection stops the world: every registered thread is stopped (by signal
- * when it is not at a gort call), marked in parallel on GOMAXPROCS threads,
- * and restarted; memory is then swept lazily and by a background thread.
- * A stopped thread's blocking system call may return EINTR (as under the
- * Boehm GC); gort's own calls retry.  gort_store is the pointer store with
- * Go's write barrier, for the concurrent mode; in this mode it is a plain
- * store, and code that does not use it is safe.
+ * By default marking stops the world: every registered thread is stopped
+ * (by signal), the heap is marked in parallel on GOMAXPROCS threads, and the
+ * threads restart; memory is then swept lazily and by a background thread.
+ * Any C code is safe in this mode.  gort_set_gc_concurrent(true) selects
+ * Go's concurrent marking (experimental), which needs gort_store for every
+ * store that overwrites a pointer inside a collected object.  A stopped
+ * thread's blocking system call may return EINTR (as under the Boehm GC);
+ * gort's own calls retry.
  *
  * Pacing is Go's: a cycle starts when the heap has grown GOGC percent
  * (default 100) over the live heap plus stacks and globals (at least
@@ -522,6 +523,18 @@ typedef struct gort_weak gort_weak;
 GORT_API gort_weak *gort_weak_make(void *obj);
 GORT_API void *gort_weak_get(gort_weak *w);
 GORT_API void gort_weak_free(gort_weak *w);
+
+/* Chooses how the heap is marked and returns the previous choice:
+ *   false (the default): with the world stopped, in parallel.  Safe for any
+ *     C code; pauses grow with the live heap.
+ *   true: concurrently, as Go does.  Only the roots (stacks, registers,
+ *     globals, registered ranges, uncollectable blocks) are scanned with the
+ *     world stopped; the heap is marked while the program runs, and a second
+ *     short stop finishes.  The program must make every store that
+ *     overwrites a pointer inside a collected object through gort_store
+ *     (stores into objects fresh from gort_new, before anything else can see
+ *     them, need not).  GODEBUG=gcconcurrent=1 sets it at start-up. */
+GORT_API bool gort_set_gc_concurrent(bool on);
 
 /* debug.SetGCPercent: sets GOGC (negative: off) and returns the old value. */
 GORT_API int gort_set_gc_percent(int percent);

@@ -10,8 +10,9 @@
  * bound on the heap; the gctrace line.
  *
  * main() is a driver: every case runs in a child (this binary re-executed
- * with GORT_TEST_MODE), once plainly and once under GODEBUG=gccheckmark=1,
- * which re-marks each heap and aborts on anything the first mark missed.
+ * with GORT_TEST_MODE): plainly; under GODEBUG=gccheckmark=1, which
+ * re-marks each heap stopped and aborts on anything the first mark missed;
+ * and with concurrent marking (gcconcurrent=1).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -746,6 +747,16 @@ int main(int argc, char **argv)
         expect_case(cases[i], plain, 60);
         const char *check[] = {"GODEBUG=gccheckmark=1", "GOMAXPROCS=2", NULL};
         expect_case(cases[i], check, 120);
+        /* Concurrent marking (experimental), every object's contents
+         * checked, for the cases with one mutating thread.  Several threads
+         * mutating while a concurrent mark runs can still lose an object
+         * (the open bug in DESIGN.md, "Two marking modes"), so the threads
+         * and fork cases run in the stop-the-world mode only until it is
+         * fixed. */
+        if (strcmp(cases[i], "threads") != 0 && strcmp(cases[i], "fork") != 0) {
+            const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
+            expect_case(cases[i], conc, 120);
+        }
     }
     if (selected("goroutines")) {
         const char *one[] = {"GOMAXPROCS=1", NULL};

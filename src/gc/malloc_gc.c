@@ -154,11 +154,13 @@ static struct mspan *gcentral_cacheSpan(unsigned gcc, bool *claimed)
 {
     struct gcentral *c = &gcheap.central[gcc];
     for (int budget = 100; budget > 0; budget--) {
-        uint32_t sg = sweepgen_now();
         central_lock(&c->lock);
+        /* Read under the lock: sweepgen moves only while no nosuspend
+         * section runs. */
+        uint32_t sg = sweepgen_now();
         struct mspan *s = spanlist_pop(&c->partial[sweptIndex(sg)]);
         *claimed = false;
-        if (!s) {
+        if (!s && !gc_marking()) {
             s = spanlist_pop(&c->partial[sweptIndex(sg) ^ 1]);
             if (!s)
                 s = spanlist_pop(&c->full[sweptIndex(sg) ^ 1]);
@@ -204,13 +206,19 @@ static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s)
  * it has no room left (then placed) or was freed. */
 static struct mspan *span_refresh(struct mspan *s)
 {
-    uint32_t sg = sweepgen_now();
     if (s->allocCount == 0) {
+        /* Nothing in it: only stale marks to clear (none can be made in a
+         * span without objects). */
+        gcnosuspend_enter();
         memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
-        s->sweepgen = sg;
+        s->sweepgen = sweepgen_now();
+        gcnosuspend_exit();
         return s;
     }
+    /* (span_sweep waits if a concurrent mark runs: this thread held s
+     * across a cycle's end, and the next may have begun.) */
     __atomic_add_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+    uint32_t sg = sweepgen_now();
     s->sweepgen = sg - 1;
     bool kept = span_sweep(s);
     if (kept && s->allocCount == s->nelems) {
@@ -347,6 +355,11 @@ static void *alloc_small(size_t size, unsigned cls, bool noscan, const gort_type
         if (p) {
             if (!noscan)
                 write_ptrbits(s, (uintptr_t)p, t, nelem);
+            if (__builtin_expect(gc_marking(), 0)) {
+                /* Allocate black: marking never sees the new object white. */
+                gc_mark_new(s, (uintptr_t)p);
+                mcache_count(&c->gcblack, s->elemsize);
+            }
             mcache_count(&c->gcnmalloc, 1);
             mcache_count(&c->gcbytes, s->elemsize);
             gcnosuspend_exit();
@@ -382,6 +395,10 @@ static void *alloc_tiny(size_t size)
     if (c->tiny && off + size <= tinySize) {
         void *p = (void *)(c->tiny + off);
         c->tinyoffset = off + size;
+        /* A block from before the mark began is white: the new object in
+         * it must not be. */
+        if (__builtin_expect(gc_marking(), 0))
+            gc_mark_new(span_of(c->tiny), c->tiny);
         gcnosuspend_exit();
         if (shared)
             mcache_shared_unlock();
@@ -432,6 +449,9 @@ static void *alloc_large(size_t size, bool noscan, const gort_type *t)
     s->gcclass = 0;
     gcnosuspend_enter();
     memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+    bool black = gc_marking();
+    if (black)
+        s->gcmarkBits[0] = 1;   /* allocated black */
     s->sweepgen = sweepgen_now();
     __atomic_store_n(&s->gc, noscan ? GCSPAN_NOSCAN : GCSPAN_SCAN, __ATOMIC_RELEASE);
     uint32_t sg = s->sweepgen;
@@ -444,6 +464,8 @@ static void *alloc_large(size_t size, bool noscan, const gort_type *t)
     struct mcache *c = gc_cache(&shared);
     mcache_count(&c->gcnmalloc, 1);
     mcache_count(&c->gcbytes, npages << _PageShift);
+    if (black)
+        mcache_count(&c->gcblack, npages << _PageShift);
     if (shared)
         mcache_shared_unlock();
     gc_maybe_start();
@@ -498,7 +520,37 @@ GORT_API void *gort_new_typed(const gort_type *t)
     return gort_new_array(t, 1);
 }
 
+/* Go's hybrid write barrier: while marking, the old value and the new one
+ * are shaded (through the cache's buffer), in the same nosuspend section
+ * as the store, so a stop never falls between the check and the store. */
 GORT_API void gort_store(void **slot, void *val)
 {
+    gcnosuspend_enter();
+    if (__builtin_expect(gc_marking(), 0)) {
+        uintptr_t pair[2] = {(uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED), (uintptr_t)val};
+        struct mcache *c = tls_mcache;
+        if (c == &mcache_bootstrap || c == &mcache_exited) {
+            gc_shade(pair, 2);
+        } else {
+            if (c->wbufn + 2 > sizeof c->wbuf / sizeof c->wbuf[0]) {
+                gc_shade(c->wbuf, c->wbufn);
+                c->wbufn = 0;
+            }
+            c->wbuf[c->wbufn++] = pair[0];
+            c->wbuf[c->wbufn++] = pair[1];
+        }
+    }
     __atomic_store_n(slot, val, __ATOMIC_RELAXED);
+    gcnosuspend_exit();
 }
+
+GORT_API bool gort_set_gc_concurrent(bool on)
+{
+    gcinit_once();
+    gort_lock(&gcLock);
+    bool old = gcConcurrent;
+    gcConcurrent = on;
+    gort_unlock(&gcLock);
+    return old;
+}
+

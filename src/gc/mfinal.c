@@ -215,10 +215,15 @@ GORT_API void *gort_weak_get(gort_weak *w)
     if (!w)
         return NULL;
     /* Cleared only while the world is stopped, so a non-zero value is a
-     * live object, kept by the caller's copy from here on. */
-    if (!__atomic_load_n(&w->obj, __ATOMIC_ACQUIRE))
-        return NULL;
-    return (void *)w->ptr;
+     * live object, kept by the caller's copy from here on.  While a
+     * concurrent mark runs, the object is shaded first: it may be reachable
+     * from nothing else, and the caller's stack has already been scanned. */
+    gcnosuspend_enter();
+    uintptr_t obj = __atomic_load_n(&w->obj, __ATOMIC_ACQUIRE);
+    if (obj && gc_marking())
+        gc_shade(&obj, 1);
+    gcnosuspend_exit();
+    return obj ? (void *)w->ptr : NULL;
 }
 
 GORT_API void gort_weak_free(gort_weak *w)

@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -118,10 +119,12 @@ static void gc_fork_prepare(void)
     for (unsigned i = 0; i < numGCClasses; i++)
         gort_lock(&gcheap.central[i].lock);
     gort_lock(&gcheap.largeLock);
+    stw_fork_prepare();
 }
 
 static void gc_fork_parent(void)
 {
+    stw_fork_parent();
     gort_unlock(&gcheap.largeLock);
     for (unsigned i = 0; i < numGCClasses; i++)
         gort_unlock(&gcheap.central[i].lock);
@@ -148,6 +151,7 @@ void gc_fork_child_locks(void)
 static void gc_fork_child(void)
 {
     gcmark_after_fork_child();
+    gc_controller_after_fork_child();
     sweeper_after_fork_child();
     finq_after_fork_child();
 }
@@ -176,6 +180,7 @@ void gc_params_init(void)
         else
             gcheap.memoryLimit = lim;
     }
+    gcConcurrent = debug.gcconcurrent != 0;
     set_goal(0);
 }
 
@@ -210,7 +215,12 @@ static void set_goal(uint64_t live)
             goal = byLimit;
     }
     gcheap.goal = goal;
-    __atomic_store_n(&gcheap.trigger, goal, __ATOMIC_RELEASE);
+    /* A concurrent mark needs runway: start it 70 % of the way to the
+     * goal, so that it finishes before the heap gets there. */
+    uint64_t trigger = goal;
+    if (gcConcurrent && goal != UINT64_MAX)
+        trigger = live + (goal - live) / 10 * 7;
+    __atomic_store_n(&gcheap.trigger, trigger, __ATOMIC_RELEASE);
 }
 
 GORT_API int gort_set_gc_percent(int percent)
@@ -274,13 +284,19 @@ static void pb_ms(printbuf *b, uint64_t ns)
     }
 }
 
-static void gctrace_line(uint64_t start, uint64_t tStop, uint64_t tMark, uint64_t tEnd,
-                         int nproc, int nworkers, uint64_t heap0, uint64_t heap1,
+/* One cycle's clock times: the first stop (sweep termination), the mark
+ * and the second stop (mark termination); markCPU is the mark's CPU. */
+struct cycletimes {
+    uint64_t start, stw1, mark, stw2, markCPU;
+};
+
+static void gctrace_line(const struct cycletimes *ct, int nproc, uint64_t heap0, uint64_t heap1,
                          uint64_t live, bool forced)
 {
-    uint64_t stw1 = tStop - start, mark = tMark - tStop, stw2 = tEnd - tMark;
-    uint64_t elapsed = tEnd - processStart;
+    uint64_t stw1 = ct->stw1, mark = ct->mark, stw2 = ct->stw2;
+    uint64_t elapsed = os_nanotime() - processStart;
     uint64_t util = elapsed ? stats.gcCPU * 100 / (elapsed * (uint64_t)nproc) : 0;
+    uint64_t start = ct->start;
     printbuf b = {.len = 0};
     pb_str(&b, "gc ");
     pb_u64(&b, stats.numgc);
@@ -302,7 +318,7 @@ static void gctrace_line(uint64_t start, uint64_t tStop, uint64_t tMark, uint64_
     pb_str(&b, " ms clock, ");
     pb_ms(&b, stw1 * (uint64_t)nproc);
     pb_str(&b, "+0/");
-    pb_ms(&b, mark * (uint64_t)nworkers);
+    pb_ms(&b, ct->markCPU);
     pb_str(&b, "/0+");
     pb_ms(&b, stw2 * (uint64_t)nproc);
     pb_str(&b, " ms cpu, ");
@@ -328,12 +344,61 @@ static void gctrace_line(uint64_t start, uint64_t tStop, uint64_t tMark, uint64_
 
 /* ---- The cycle -------------------------------------------------------- */
 
-void gc_maybe_start(void)
+uint32_t gcphase;
+bool gcConcurrent;
+
+/* ---- Pieces both modes share ------------------------------------------ */
+
+/* Locks the stopped world must not be holding (taken before a stop). */
+static void lock_world(void)
 {
-    if (__atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED) >=
-        __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
-        gc_collect(false);
+    gort_lock(&rootsLock);
+    gort_lock(&specialsLock);
+    gort_lock(&finLock);
+    gort_lock(&allglock);
 }
+
+static void unlock_world(void)
+{
+    gort_unlock(&allglock);
+    gort_unlock(&finLock);
+    gort_unlock(&specialsLock);
+    gort_unlock(&rootsLock);
+}
+
+/* Mark termination, world stopped: finalizers and weak handles, every
+ * cache emptied, every span made unswept, the next goal. */
+static void mark_termination(uint64_t marked)
+{
+    specials_process();
+    marked += gc_mark_extra();
+    gcflush_caches();
+    __atomic_store_n(&gcheap.sweepgen, gcheap.sweepgen + 2, __ATOMIC_RELEASE);
+    gcheap.heapMarked = marked;
+    __atomic_store_n(&gcheap.heapLive, marked, __ATOMIC_RELAXED);
+    set_goal(marked);
+}
+
+/* Statistics, then what runs with the world going again. */
+static void cycle_done(const struct cycletimes *ct, uint64_t pause, uint64_t cpu, int nproc,
+                       uint64_t heap0, uint64_t heap1, bool forced)
+{
+    stats.pauseNs[stats.numgc % 256] = pause;
+    stats.lastGC = walltime();
+    stats.pauseEnd[stats.numgc % 256] = stats.lastGC;
+    stats.pauseTotal += pause;
+    stats.gcCPU += cpu;
+    __atomic_store_n(&stats.numgc, stats.numgc + 1, __ATOMIC_RELEASE);
+    if (forced)
+        stats.numforced++;
+    specials_after_start();
+    sweeper_kick();
+    finq_wake();
+    if (debug.gctrace)
+        gctrace_line(ct, nproc, heap0, heap1, gcheap.heapMarked, forced);
+}
+
+/* ---- Stop-the-world cycles -------------------------------------------- */
 
 /* The stop, the mark and the restart, with the collector's own registers
  * spilled on its stack so its frames are scanned like any thread's. */
@@ -345,21 +410,12 @@ static __attribute__((noinline)) void stopped_phase(int nworkers, uint64_t *tSto
     *tStop = os_nanotime();
     uint64_t marked = gc_mark(nworkers, debug.gccheckmark != 0);
     *tMark = os_nanotime();
-    specials_process();
-    marked += gc_mark_extra();
-    gcflush_caches();
-    __atomic_store_n(&gcheap.sweepgen, gcheap.sweepgen + 2, __ATOMIC_RELEASE);
-    gcheap.heapMarked = marked;
-    __atomic_store_n(&gcheap.heapLive, marked, __ATOMIC_RELAXED);
-    set_goal(marked);
+    mark_termination(marked);
     stw_start();
 }
 
-void gc_collect(bool forced)
+static void collect_stw(bool forced)
 {
-    gcinit_once();
-    if (!gctls.self)
-        gcthread_register(false);
     gort_lock(&gcLock);
     if (!forced && __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED) <
                        __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE)) {
@@ -371,39 +427,181 @@ void gc_collect(bool forced)
     uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     gc_collect_globals();
     int nproc = gort_gomaxprocs();
-    int nworkers = nproc;
-    /* Locks the stopped world must not be holding. */
-    gort_lock(&rootsLock);
-    gort_lock(&specialsLock);
-    gort_lock(&finLock);
-    gort_lock(&allglock);
+    lock_world();
     uint64_t tStop, tMark;
     uint64_t t0 = os_nanotime();
-    stopped_phase(nworkers, &tStop, &tMark);
+    stopped_phase(nproc, &tStop, &tMark);
     uint64_t tEnd = os_nanotime();
-    gort_unlock(&allglock);
-    gort_unlock(&finLock);
-    gort_unlock(&specialsLock);
-    gort_unlock(&rootsLock);
-
-    uint64_t pause = tEnd - t0;
-    stats.pauseNs[stats.numgc % 256] = pause;
-    stats.lastGC = walltime();
-    stats.pauseEnd[stats.numgc % 256] = stats.lastGC;
-    stats.pauseTotal += pause;
-    stats.gcCPU += (tStop - t0 + tEnd - tMark) * (uint64_t)nproc +
-                   (tMark - tStop) * (uint64_t)nworkers + (t0 - start);
-    __atomic_store_n(&stats.numgc, stats.numgc + 1, __ATOMIC_RELEASE);
-    if (forced)
-        stats.numforced++;
-
-    specials_after_start();
-    sweeper_kick();
-    finq_wake();
-    if (debug.gctrace)
-        gctrace_line(start, tStop, tMark, tEnd, nproc, nworkers, heap0, heap0,
-                     gcheap.heapMarked, forced);
+    unlock_world();
+    struct cycletimes ct = {start, tStop - start, tMark - tStop, tEnd - tMark,
+                            (tMark - tStop) * (uint64_t)nproc};
+    uint64_t cpu = (tStop - t0 + tEnd - tMark) * (uint64_t)nproc + ct.markCPU + (t0 - start);
+    cycle_done(&ct, tEnd - t0, cpu, nproc, heap0, heap0, forced);
     gort_unlock(&gcLock);
+}
+
+/* ---- Concurrent cycles ------------------------------------------------- */
+
+/* A cycle runs on the controller thread (Go's background mark worker and
+ * gcMarkDone in one): it stops the world to scan the roots, marks the
+ * heap beside the running program on a quarter of GOMAXPROCS (at least
+ * this one thread), and stops it again to finish.  The thread is not
+ * registered: it holds no program data and is never stopped. */
+static struct {
+    rtmutex lock;
+    bool started, requested, forced;
+    uint32_t request;      /* futex: bumped per request */
+    uint32_t begun;        /* cycles begun */
+    uint32_t done;         /* futex: cycles finished */
+} ctl;
+
+static void collect_concurrent(bool forced)
+{
+    gort_lock(&gcLock);
+    uint64_t start = os_nanotime();
+    finishsweep();
+    uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    gc_collect_globals();
+    int nproc = gort_gomaxprocs();
+    int nbg = nproc / 4 > 1 ? nproc / 4 : 1;
+
+    lock_world();
+    uint64_t t0 = os_nanotime();
+    stw_stop(0);
+    gc_mark_start();
+    __atomic_store_n(&gcphase, _GCmark, __ATOMIC_RELEASE);
+    stw_start();
+    uint64_t t1 = os_nanotime();
+    unlock_world();
+
+    gc_mark_concurrent(nbg);
+    uint64_t t2 = os_nanotime();
+
+    lock_world();
+    uint64_t t3 = os_nanotime();
+    stw_stop(0);
+    uint64_t heap1 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    uint64_t marked = gc_mark_finish(nproc, debug.gccheckmark != 0);
+    uint64_t black = 0;
+    for (struct mcache *c = allmcaches; c; c = c->allnext) {
+        black += c->gcblack;
+        c->gcblack = 0;
+    }
+    __atomic_store_n(&gcphase, _GCoff, __ATOMIC_RELEASE);
+    mark_termination(marked + black);
+    stw_start();
+    uint64_t t4 = os_nanotime();
+    unlock_world();
+
+    struct cycletimes ct = {start, t1 - start, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg};
+    uint64_t cpu = (t1 - t0 + t4 - t3) * (uint64_t)nproc + ct.markCPU + (t0 - start);
+    cycle_done(&ct, (t1 - t0) + (t4 - t3), cpu, nproc, heap0, heap1, forced);
+    gort_unlock(&gcLock);
+}
+
+static void *gc_controller(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        gort_lock(&ctl.lock);
+        while (!ctl.requested) {
+            uint32_t seen = ctl.request;
+            gort_unlock(&ctl.lock);
+            os_futex_wait(&ctl.request, seen, -1);
+            gort_lock(&ctl.lock);
+        }
+        bool forced = ctl.forced;
+        ctl.requested = ctl.forced = false;
+        ctl.begun++;
+        gort_unlock(&ctl.lock);
+        collect_concurrent(forced);
+        __atomic_add_fetch(&ctl.done, 1, __ATOMIC_RELEASE);
+        os_futex_wake(&ctl.done, INT32_MAX);
+    }
+    return NULL;
+}
+
+/* Asks the controller for a cycle; a forced request waits for one that
+ * begins after it to finish. */
+static void request_concurrent(bool forced)
+{
+    gort_lock(&ctl.lock);
+    if (!ctl.started) {
+        ctl.started = true;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (pthread_create(&t, &attr, gc_controller, NULL) != 0)
+            throw("gc: cannot start the collector's thread");
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    bool busy = ctl.requested || ctl.begun != __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+    if (!forced && busy) {
+        gort_unlock(&ctl.lock);
+        return;
+    }
+    uint32_t want = ctl.begun + 1;
+    ctl.requested = true;
+    ctl.forced |= forced;
+    ctl.request++;
+    gort_unlock(&ctl.lock);
+    os_futex_wake(&ctl.request, 1);
+    if (!forced)
+        return;
+    for (;;) {
+        uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+        if ((int32_t)(d - want) >= 0)
+            break;
+        os_futex_wait(&ctl.done, d, -1);
+    }
+}
+
+void gc_wait_mark_done(void)
+{
+    while (gc_marking()) {
+        uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+        if (gc_marking())
+            os_futex_wait(&ctl.done, d, 1000 * 1000);
+    }
+}
+
+void gc_maybe_start(void)
+{
+    uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    if (gc_marking()) {
+        /* Marking has fallen behind: past Go's hard goal (goal + 10 %)
+         * allocation waits for the cycle to end rather than outrun it. */
+        uint64_t hard = gcheap.goal + gcheap.goal / 10;
+        uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+        if (live > hard && gc_marking())
+            os_futex_wait(&ctl.done, d, 1000 * 1000);
+        return;
+    }
+    if (live >= __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
+        gc_collect(false);
+}
+
+void gc_collect(bool forced)
+{
+    gcinit_once();
+    if (!gctls.self)
+        gcthread_register(false);
+    if (__atomic_load_n(&gcConcurrent, __ATOMIC_ACQUIRE))
+        request_concurrent(forced);
+    else
+        collect_stw(forced);
+}
+
+void gc_controller_after_fork_child(void)
+{
+    gort_lock_reinit(&ctl.lock);
+    ctl.started = ctl.requested = ctl.forced = false;
+    ctl.begun = ctl.done;
 }
 
 GORT_API void gort_gc(void)

@@ -23,7 +23,9 @@
  *   s->sweepgen == sg + 1   cached before sweeping began, needs sweeping
  *   s->sweepgen == sg + 3   swept and then cached
  * gort flushes every cache while the world is stopped, so sg + 1 never
- * outlives a stop.
+ * outlives a stop.  sweepgen moves only at mark termination and every span
+ * is swept before a cycle begins (finishsweep), so nothing is swept while
+ * a concurrent mark runs.
  */
 #ifndef GORT_GC_MGC_H
 #define GORT_GC_MGC_H
@@ -79,6 +81,17 @@ struct gcheap {
 };
 extern struct gcheap gcheap;
 
+/* gcphase: _GCmark from the first stop of a concurrent cycle to the
+ * second, when allocation is black and gort_store shades.  Changed only
+ * while the world is stopped, so a nosuspend section sees one value. */
+enum { _GCoff = 0, _GCmark = 1 };
+extern uint32_t gcphase;
+static inline bool gc_marking(void)
+{
+    return __atomic_load_n(&gcphase, __ATOMIC_RELAXED) == _GCmark;
+}
+extern bool gcConcurrent;        /* concurrent mode (gort_set_gc_concurrent) */
+
 extern rtmutex gcLock;           /* one cycle at a time */
 extern bool gcInited;
 
@@ -120,8 +133,11 @@ void gclarge_place(struct mspan *s);
 /* Reads GOGC and GOMEMLIMIT; sets the first goal. */
 void gc_params_init(void);
 void gc_fork_child_locks(void);
+void gc_controller_after_fork_child(void);
 /* Starts a cycle if heapLive has passed the trigger (outside nosuspend). */
 void gc_maybe_start(void);
+/* Returns once no concurrent mark is running (outside nosuspend). */
+void gc_wait_mark_done(void);
 void gc_collect(bool forced);
 extern int gcDebugTrace, gcDebugCheckmark;
 
@@ -145,6 +161,23 @@ uint64_t gc_mark_leaks(void);
 /* The allocated, unlisted malloc'd block holding p (its span, index and
  * size), or 0. */
 uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintptr_t *sizep);
+/* Concurrent mode.  gc_mark_start: with the world stopped, scans every
+ * root now (stacks, globals, uncollectable blocks: their contents as of
+ * this instant) and queues what they reach.  gc_mark_concurrent: drains
+ * the queue with the world running.  gc_mark_finish: with the world
+ * stopped again, shades every cache's write-barrier buffer and drains
+ * what is left; returns the bytes marked over the whole cycle. */
+void gc_mark_start(void);
+void gc_mark_concurrent(int nworkers);
+uint64_t gc_mark_finish(int nworkers, bool checkmark);
+/* Shades n pointers (a write-barrier buffer, a weak handle's object). */
+void gc_shade(const uintptr_t *ptrs, size_t n);
+/* Marks the newly allocated object at p of span s black (nosuspend). */
+void gc_mark_new(struct mspan *s, uintptr_t p);
+/* Leaves a static table of gort's that holds no collected pointers out of
+ * the data and bss scanned (call before the first cycle, from a
+ * constructor). */
+void gc_noscan_static(const void *p, size_t n);
 /* Roots registered with gort_add_roots. */
 extern rtmutex rootsLock;
 

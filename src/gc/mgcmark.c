@@ -35,6 +35,7 @@
 #include "gc/mgc.h"
 #include "gc/stw.h"
 #include "mem/arena.h"
+#include "mem/mcache.h"
 #include "mem/mheap.h"
 #include "os/os.h"
 #include "runtime/print.h"
@@ -82,12 +83,21 @@ static struct {
     uintptr_t heapMin, heapMax;   /* address range of the heap's arenas */
     bool checkmark;               /* the verification pass */
     bool leak;                    /* the leak checker's pass */
+    bool rootsNow;                /* scan root ranges at once (concurrent start) */
+    bool concurrentCheck;         /* checkmark at the end of a concurrent cycle */
+    uint64_t shadeMarked;         /* atomic: bytes marked by gc_shade */
     struct gcw gcw[MAX_WORKERS];
 } work;
 
 rtmutex rootsLock;
 static struct workitem *roots;    /* gort_add_roots */
 static size_t nroots, caproots;
+
+/* gccheckmark's bits, per arena (made on first use). */
+static struct {
+    uintptr_t base;
+    uint64_t *bits;
+} ckArenas[4096];
 
 /* Data and bss ranges, gathered before each stop. */
 #define MAX_GLOBALS 256
@@ -186,6 +196,8 @@ static void gcw_balance(struct gcw *w)
 /* ---- Greying and scanning ---------------------------------------------- */
 
 static void greyobject(struct gcw *w, uintptr_t p);
+/* The item each worker is scanning, for gccheckmark's report. */
+static __thread struct workitem scanning;
 
 uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
 {
@@ -255,7 +267,12 @@ static void greyobject(struct gcw *w, uintptr_t p)
             pb_hex(&b, base);
             pb_str(&b, " (");
             pb_u64(&b, s->sizeclass ? s->elemsize : s->largeSize);
-            pb_str(&b, " bytes) is reachable but was not marked\n");
+            pb_str(&b, " bytes) is reachable but was not marked; found scanning ");
+            uintptr_t from = scanning.p & ~(uintptr_t)1;
+            struct mspan *fs = span_of(from);
+            pb_str(&b, fs && fs->gc ? "the object at " : "the root range at ");
+            pb_hex(&b, from);
+            pb_str(&b, "\n");
             pb_flush(&b);
             abort();
         }
@@ -325,6 +342,7 @@ static void scanobject(struct gcw *w, uintptr_t p)
     uintptr_t nw = s->elemsize / sizeof(void *);
     const uintptr_t *word = (const uintptr_t *)p;
     const uint64_t *bits = s->ptrbits;
+
     for (uintptr_t i = 0; i < nw;) {
         uintptr_t b = w0 + i;
         uint64_t chunk = bits[b >> 6] >> (b & 63);
@@ -345,6 +363,7 @@ static void scanobject(struct gcw *w, uintptr_t p)
 
 static void scanitem(struct gcw *w, struct workitem it)
 {
+    scanning = it;
     if (it.n == 0)
         scanobject(w, it.p);
     else if (it.p & 1)
@@ -442,6 +461,12 @@ void gcmark_after_fork_child(void)
 
 static void put_range(struct gcw *w, uintptr_t lo, uintptr_t hi)
 {
+    if (work.rootsNow) {
+        /* Their contents as of this stop: the world will change them. */
+        if (hi > lo)
+            scanblock(w, lo, hi - lo);
+        return;
+    }
     lo = (lo + 7) & ~(uintptr_t)7;
     while (lo < hi) {
         uintptr_t n = hi - lo < ROOT_CHUNK ? hi - lo : ROOT_CHUNK;
@@ -450,43 +475,91 @@ static void put_range(struct gcw *w, uintptr_t lo, uintptr_t hi)
     }
 }
 
+/* gort's own large static tables, which hold no pointers to collected
+ * objects: left out of the data and bss scanned at every cycle (the arena
+ * index alone is 32 MiB). */
+#define MAX_NOSCAN 16
+static struct workitem noscan[MAX_NOSCAN];
+static size_t nnoscan;
+
+void gc_noscan_static(const void *p, size_t n)
+{
+    if (nnoscan < MAX_NOSCAN)
+        noscan[nnoscan++] = (struct workitem){(uintptr_t)p, n};
+}
+
+/* Adds [lo, hi) minus the noscan ranges (sorted by address) to globals. */
+static void add_global(uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = 0; i < nnoscan && lo < hi; i++) {
+        uintptr_t xlo = noscan[i].p, xhi = xlo + noscan[i].n;
+        if (xhi <= lo || xlo >= hi)
+            continue;
+        if (xlo > lo && nglobals < MAX_GLOBALS)
+            globals[nglobals++] = (struct workitem){lo, xlo - lo};
+        lo = xhi;
+    }
+    if (hi > lo && nglobals < MAX_GLOBALS)
+        globals[nglobals++] = (struct workitem){lo, hi - lo};
+}
+
 static int globals_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     (void)arg;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || nglobals >= MAX_GLOBALS)
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        uintptr_t hi = lo + ph->p_memsz;
-        /* gort's own 32 MiB arena index holds no object pointers. */
-        uintptr_t xlo = (uintptr_t)mheap_arenas, xhi = xlo + sizeof mheap_arenas;
-        if (xlo >= lo && xhi <= hi) {
-            if (xlo > lo && nglobals < MAX_GLOBALS)
-                globals[nglobals++] = (struct workitem){lo, xlo - lo};
-            lo = xhi;
-        }
-        if (hi > lo && nglobals < MAX_GLOBALS)
-            globals[nglobals++] = (struct workitem){lo, hi - lo};
+        add_global(lo, lo + ph->p_memsz);
     }
     return 0;
 }
 
+static int noscan_cmp(const void *a, const void *b)
+{
+    uintptr_t x = ((const struct workitem *)a)->p, y = ((const struct workitem *)b)->p;
+    return x < y ? -1 : x > y;
+}
+
 void gc_collect_globals(void)
 {
+    static bool sorted;
+    if (!sorted) {
+        gc_noscan_static(mheap_arenas, sizeof mheap_arenas);
+        gc_noscan_static(ckArenas, sizeof ckArenas);
+        qsort(noscan, nnoscan, sizeof noscan[0], noscan_cmp);
+        sorted = true;
+    }
     nglobals = 0;
     dl_iterate_phdr(globals_cb, NULL);
 }
 
 /* A stopped thread: its stack from where it stopped, and when it stopped
  * on a goroutine's stack, that stack too plus its own from its g0's sp. */
+/* The stack to verify from in a concurrent cycle's checkmark: frames
+ * pushed since the first stop may hold stale words that were never live
+ * pointers (a conservative scan cannot tell), so only the part of the
+ * stack that existed at the first stop is a root for the check.  Anything
+ * a live frame below it holds was reachable then or is new, and so is
+ * marked (the snapshot invariant the barrier keeps). */
+static uintptr_t check_from(uintptr_t sp, uintptr_t scansp, uintptr_t lo, uintptr_t hi)
+{
+    if (work.concurrentCheck && scansp >= lo && scansp < hi && scansp > sp)
+        return scansp;
+    return sp;
+}
+
 static uint64_t mark_thread(struct gcw *w, struct gcthread *t)
 {
     uintptr_t sp = t->stoppedsp;
     if (!sp)
         return 0;
+    if (work.rootsNow)
+        t->scansp = sp;
     if (sp >= t->stacklo && sp < t->stackhi) {
+        sp = check_from(sp, t->scansp, t->stacklo, t->stackhi);
         put_range(w, sp, t->stackhi);
         return t->stackhi - sp;
     }
@@ -516,6 +589,9 @@ static uint64_t mark_goroutines(struct gcw *w)
         uintptr_t sp = (uintptr_t)gp->sched.sp;
         if (sp < gp->stack.lo || sp > gp->stack.hi)
             sp = gp->stack.lo;
+        if (work.rootsNow)
+            gp->gcscansp = sp;
+        sp = check_from(sp, gp->gcscansp, gp->stack.lo, gp->stack.hi);
         put_range(w, sp, gp->stack.hi);
         n += gp->stack.hi - sp;
     }
@@ -523,27 +599,28 @@ static uint64_t mark_goroutines(struct gcw *w)
 }
 
 /* Uncollectable malloc blocks: every allocated block of malloc's root
- * spans. */
+ * spans, found through the arenas' rootpages bitmaps. */
 static void mark_uncollectable(struct gcw *w)
 {
     for (struct heapArena *ha = allarenas; ha; ha = ha->next) {
-        for (size_t i = 0; i < pagesPerArena;) {
-            struct mspan *s = ha->spans[i];
-            uintptr_t page = ha->base + (i << _PageShift);
-            if (s == &emptymspan || s->startAddr != page || s->npages == 0) {
-                i++;
-                continue;
+        for (size_t wi = 0; wi < pagesPerArena / 64; wi++) {
+            uint64_t bits = __atomic_load_n(&ha->rootpages[wi], __ATOMIC_RELAXED);
+            while (bits) {
+                size_t i = wi * 64 + (size_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                struct mspan *s = ha->spans[i];
+                if (s == &emptymspan || s->startAddr != ha->base + (i << _PageShift) ||
+                    s->state != mSpanInUse || s->gc || !s->roots)
+                    continue;
+                if (s->sizeclass == 0) {
+                    put_range(w, s->startAddr, s->startAddr + (s->npages << _PageShift));
+                    continue;
+                }
+                for (unsigned k = 0; k < s->nelems; k++)
+                    if (span_isAllocated(s, k))
+                        put_range(w, s->startAddr + (uintptr_t)k * s->elemsize,
+                                  s->startAddr + (uintptr_t)(k + 1) * s->elemsize);
             }
-            i += s->npages;
-            if (s->state != mSpanInUse || s->gc || !s->roots)
-                continue;
-            if (s->sizeclass == 0) {
-                put_range(w, s->startAddr, s->startAddr + (s->npages << _PageShift));
-                continue;
-            }
-            for (unsigned k = 0; k < s->nelems; k++)
-                if (span_isAllocated(s, k))
-                    gcw_put(w, s->startAddr + (uintptr_t)k * s->elemsize, s->elemsize);
         }
     }
 }
@@ -590,10 +667,6 @@ void gc_mark_and_scan(uintptr_t obj)
 
 /* ---- checkmark storage ------------------------------------------------- */
 
-static struct {
-    uintptr_t base;
-    uint64_t *bits;
-} ckArenas[4096];
 static size_t nck;
 
 static uint64_t *checkbits_of(struct mspan *s)
@@ -641,7 +714,7 @@ static void heap_range(void)
     work.heapMax = hi > lo ? hi : lo;
 }
 
-static uint64_t mark_once(uint32_t nworkers)
+static void reset_workers(uint32_t nworkers)
 {
     for (uint32_t i = 0; i < nworkers; i++) {
         if (!work.gcw[i].buf)
@@ -649,13 +722,23 @@ static uint64_t mark_once(uint32_t nworkers)
         work.gcw[i].bytesMarked = 0;
         work.gcw[i].scanned = 0;
     }
+}
+
+/* Queues (or, with rootsNow, scans) every root and shares them out. */
+static void queue_roots(void)
+{
     markroots(gcw0());
     specials_markroots();
-    /* Share the roots out. */
     if (gcw0()->buf->n) {
         putfull(gcw0()->buf);
         gcw0()->buf = getempty();
     }
+}
+
+/* Drains the queue on nworkers (this thread and helpers); returns the
+ * bytes they marked. */
+static uint64_t mark_drain(uint32_t nworkers)
+{
     work.nworkers = nworkers;
     work.nwait = 0;
     __atomic_store_n(&work.ndone, 0, __ATOMIC_RELEASE);
@@ -678,7 +761,15 @@ static uint64_t mark_once(uint32_t nworkers)
     return marked;
 }
 
-uint64_t gc_mark(int nworkers, bool checkmark)
+static uint64_t mark_once(uint32_t nworkers)
+{
+    reset_workers(nworkers);
+    queue_roots();
+    return mark_drain(nworkers);
+}
+
+/* Starts helpers for nworkers in all; returns how many there can be. */
+static uint32_t workers_ready(int nworkers)
 {
     if (nworkers < 1)
         nworkers = 1;
@@ -688,16 +779,89 @@ uint64_t gc_mark(int nworkers, bool checkmark)
         start_helpers((uint32_t)nworkers - 1);
     if ((uint32_t)nworkers > nhelpers + 1)
         nworkers = (int)nhelpers + 1;
+    return (uint32_t)nworkers;
+}
+
+static void checkmark_pass(uint32_t nworkers)
+{
+    checkmark_prepare();
+    work.checkmark = true;
+    mark_once(nworkers);
+    work.checkmark = false;
+}
+
+uint64_t gc_mark(int nworkers, bool checkmark)
+{
+    uint32_t n = workers_ready(nworkers);
     heap_range();
     work.checkmark = false;
-    uint64_t marked = mark_once((uint32_t)nworkers);
+    uint64_t marked = mark_once(n);
+    if (checkmark)
+        checkmark_pass(n);
+    return marked;
+}
+
+/* ---- Concurrent mark --------------------------------------------------- */
+
+static uint64_t cycleMarked;   /* bytes marked so far this concurrent cycle */
+
+void gc_mark_start(void)
+{
+    heap_range();
+    work.checkmark = false;
+    __atomic_store_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);
+    reset_workers(1);
+    work.rootsNow = true;
+    queue_roots();
+    work.rootsNow = false;
+    cycleMarked = gcw0()->bytesMarked;
+    gcw0()->bytesMarked = 0;
+}
+
+void gc_mark_concurrent(int nworkers)
+{
+    uint32_t n = workers_ready(nworkers);
+    reset_workers(n);
+    cycleMarked += mark_drain(n);
+}
+
+uint64_t gc_mark_finish(int nworkers, bool checkmark)
+{
+    uint32_t n = workers_ready(nworkers);
+    /* What the write barriers buffered. */
+    for (struct mcache *c = allmcaches; c; c = c->allnext) {
+        gc_shade(c->wbuf, c->wbufn);
+        c->wbufn = 0;
+    }
+    reset_workers(n);
+    uint64_t marked = cycleMarked + mark_drain(n) +
+                      __atomic_exchange_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);
     if (checkmark) {
-        checkmark_prepare();
-        work.checkmark = true;
-        mark_once((uint32_t)nworkers);
-        work.checkmark = false;
+        work.concurrentCheck = true;
+        checkmark_pass(n);
+        work.concurrentCheck = false;
     }
     return marked;
+}
+
+void gc_shade(const uintptr_t *ptrs, size_t n)
+{
+    if (n == 0)
+        return;
+    struct gcw w = {.buf = getempty()};
+    for (size_t i = 0; i < n; i++)
+        scan_word(&w, ptrs[i]);
+    if (w.buf->n)
+        putfull(w.buf);
+    else
+        putempty(w.buf);
+    __atomic_add_fetch(&work.shadeMarked, w.bytesMarked, __ATOMIC_RELAXED);
+}
+
+void gc_mark_new(struct mspan *s, uintptr_t p)
+{
+    unsigned idx = s->sizeclass == 0 ? 0 : (unsigned)(((uint64_t)(p - s->startAddr) * s->divMul) >> 32);
+    __atomic_fetch_or(&s->gcmarkBits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
 }
 
 uint64_t gc_mark_leaks(void)

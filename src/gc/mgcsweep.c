@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <signal.h>
 
 bool span_claim(struct mspan *s, uint32_t sg)
@@ -43,20 +44,19 @@ static void span_release_to_heap(struct mspan *s)
     mheap_free(s);
 }
 
-bool span_sweep(struct mspan *s)
+/* The bitmap half: gcmarkBits become allocBits.  Returns whether anything
+ * in s survived. */
+static bool sweep_bits(struct mspan *s, uint32_t sg)
 {
-    uint32_t sg = __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE);
     if (s->sizeclass == 0) {
         bool live = s->gcmarkBits[0] & 1;
         s->gcmarkBits[0] = 0;
         if (!live) {
             __atomic_add_fetch(&gcheap.nfreed, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&gcheap.freedBytes, s->npages << _PageShift, __ATOMIC_RELAXED);
-            span_release_to_heap(s);
-            return false;
         }
         __atomic_store_n(&s->sweepgen, sg, __ATOMIC_RELEASE);
-        return true;
+        return live;
     }
     unsigned words = (s->nelems + 63u) / 64u;
     unsigned nlive = 0, nfreed = 0;
@@ -75,24 +75,49 @@ bool span_sweep(struct mspan *s)
         __atomic_add_fetch(&gcheap.nfreed, nfreed, __ATOMIC_RELAXED);
         __atomic_add_fetch(&gcheap.freedBytes, (uint64_t)nfreed * s->elemsize, __ATOMIC_RELAXED);
     }
-    if (nlive == 0) {
-        span_release_to_heap(s);
-        return false;
-    }
     __atomic_store_n(&s->sweepgen, sg, __ATOMIC_RELEASE);
-    return true;
+    return nlive != 0;
 }
 
-/* Pops an unswept span from list a, else b, and claims it. */
-static struct mspan *take_unswept(rtmutex *lock, struct mspan **a, struct mspan **b, uint32_t sg)
+bool span_sweep(struct mspan *s)
+{
+    /* The bitmaps in one nosuspend section, and never while a concurrent
+     * mark runs (it would clear the marks being made): a registered
+     * sweeper that a cycle overtakes waits for its mark to finish. */
+    bool live;
+    for (;;) {
+        gcnosuspend_enter();
+        if (!gc_marking()) {
+            live = sweep_bits(s, __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE));
+            gcnosuspend_exit();
+            break;
+        }
+        gcnosuspend_exit();
+        gc_wait_mark_done();
+    }
+    if (!live)
+        span_release_to_heap(s);
+    return live;
+}
+
+/* Pops an unswept span from lists a[] (else b[]; pairs indexed by
+ * sweptIndex) and claims it.  sweepgen is read under the lock: it moves
+ * only while no nosuspend section runs.  None while a concurrent mark
+ * runs (there are none then: every span was swept before it began). */
+static struct mspan *take_unswept(rtmutex *lock, struct mspan **a, struct mspan **b)
 {
     gcnosuspend_enter();
     gort_lock(lock);
-    struct mspan *s = spanlist_pop(a);
-    if (!s && b)
-        s = spanlist_pop(b);
-    if (s && !span_claim(s, sg))
-        throw("gc: unswept list holds a span in the wrong sweep state");
+    uint32_t sg = __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE);
+    struct mspan *s = NULL;
+    if (!gc_marking()) {
+        unsigned u = sweptIndex(sg) ^ 1;
+        s = spanlist_pop(&a[u]);
+        if (!s && b)
+            s = spanlist_pop(&b[u]);
+        if (s && !span_claim(s, sg))
+            throw("gc: unswept list holds a span in the wrong sweep state");
+    }
     gort_unlock(lock);
     gcnosuspend_exit();
     return s;
@@ -102,16 +127,16 @@ static unsigned sweepHint;
 
 bool sweepone(void)
 {
-    uint32_t sg = __atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE);
-    unsigned u = sweptIndex(sg) ^ 1;
+    unsigned u = sweptIndex(__atomic_load_n(&gcheap.sweepgen, __ATOMIC_ACQUIRE)) ^ 1;
     unsigned start = __atomic_load_n(&sweepHint, __ATOMIC_RELAXED) % numGCClasses;
     for (unsigned k = 0; k < numGCClasses; k++) {
         unsigned i = (start + k) % numGCClasses;
         struct gcentral *c = &gcheap.central[i];
+        /* (An unlocked glance; take_unswept decides under the lock.) */
         if (!__atomic_load_n(&c->partial[u], __ATOMIC_RELAXED) &&
             !__atomic_load_n(&c->full[u], __ATOMIC_RELAXED))
             continue;
-        struct mspan *s = take_unswept(&c->lock, &c->partial[u], &c->full[u], sg);
+        struct mspan *s = take_unswept(&c->lock, c->partial, c->full);
         if (!s)
             continue;
         __atomic_store_n(&sweepHint, i, __ATOMIC_RELAXED);
@@ -120,7 +145,7 @@ bool sweepone(void)
         sweep_release();
         return true;
     }
-    struct mspan *s = take_unswept(&gcheap.largeLock, &gcheap.large[u], NULL, sg);
+    struct mspan *s = take_unswept(&gcheap.largeLock, gcheap.large, NULL);
     if (!s)
         return false;
     if (span_sweep(s))

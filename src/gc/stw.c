@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "gc/stw.h"
+#include "mem/mcache.h"
 #include "gort.h"
 #include "os/lock.h"
 #include "os/os.h"
@@ -85,8 +86,10 @@ static void thread_key_destructor(void *arg)
     gcthread_unregister();
 }
 
-static void atfork_prepare(void) { gort_lock(&regLock); }
-static void atfork_parent(void) { gort_unlock(&regLock); }
+/* fork: the collector's prepare handler takes the registry lock after its
+ * own (the order a cycle takes them in); the child keeps one thread. */
+void stw_fork_prepare(void) { gort_lock(&regLock); }
+void stw_fork_parent(void) { gort_unlock(&regLock); }
 
 /* The child has one thread: every other registration is stale. */
 static void atfork_child(void)
@@ -112,7 +115,7 @@ static void registry_init(void)
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIG_SUSPEND, &sa, NULL) != 0)
         throw("gc: sigaction(SIGPWR) failed");
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    pthread_atfork(NULL, NULL, atfork_child);
 }
 
 void gcthread_register(bool explicit_)
@@ -166,6 +169,12 @@ void gcthread_unregister(void)
     struct gcthread *t = gctls.self;
     if (!t)
         return;
+    /* Its cache's collected spans go back first, while stops still include
+     * this thread: a collector empties every cache with the world stopped,
+     * and must not meet one whose owner is emptying it too. */
+    struct mcache *c = tls_mcache;
+    if (c != &mcache_bootstrap && c != &mcache_exited)
+        gccache_release(c);
     gort_lock(&regLock);
     if (t->prev)
         t->prev->next = t->next;

@@ -33,6 +33,7 @@ struct gcthread {
     uint32_t stopped;             /* stop epoch it acknowledged */
     bool explicit_;               /* gort_register_thread, not automatic */
     void **g0sp;                  /* a gort M: its g0's saved stack pointer */
+    uintptr_t scansp;             /* concurrent mode: where the first stop scanned from */
 };
 
 struct gctls {
@@ -71,6 +72,9 @@ void gcthread_unregister(void);
  * at its own stack pointer, sp), and restarts them.  stw_stop takes the
  * registry lock; stw_start drops it. */
 void stw_stop(uintptr_t sp);
+/* fork: called by the collector's prepare and parent handlers. */
+void stw_fork_prepare(void);
+void stw_fork_parent(void);
 void stw_start(void);
 
 /* The stack pointer of the caller's frame, with the callee-saved registers

@@ -39,6 +39,11 @@ struct heapArena {
      * other page.  free() validates and classifies a pointer from this
      * dense table and the class tables alone, without touching the mspan. */
     uint32_t pageinfo[pagesPerArena];
+    /* First pages of malloc spans whose blocks are roots for the collector
+     * (gort_malloc_uncollectable), so it finds them without walking every
+     * span.  Atomic bit operations; a stale bit is checked against the
+     * span and ignored. */
+    uint64_t rootpages[pagesPerArena / 64];
     uintptr_t base;                /* the arena's first byte */
     struct heapArena *next;        /* allarenas */
 };
@@ -117,6 +122,17 @@ static inline void arena_unmarkSampled(uintptr_t p)
         if (n == 1)
             new &= ~PAGEINFO_SAMPLED;
     } while (!__atomic_compare_exchange_n(w, &old, new, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+static inline void arena_setRootPage(uintptr_t p, int on)
+{
+    struct heapArena *ha = arena_of(p);
+    size_t i = arena_pageIndex(p);
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    if (on)
+        __atomic_fetch_or(&ha->rootpages[i >> 6], bit, __ATOMIC_RELAXED);
+    else if (__atomic_load_n(&ha->rootpages[i >> 6], __ATOMIC_RELAXED) & bit)
+        __atomic_fetch_and(&ha->rootpages[i >> 6], ~bit, __ATOMIC_RELAXED);
 }
 
 /* Sets pageinfo of the npages pages from base for a small span of size

@@ -452,6 +452,7 @@ void *gort_malloc_uncollectable(size_t size)
             if (s->needzero)
                 memset(p, 0, size);
             __atomic_store_n(&s->roots, 1, __ATOMIC_RELEASE);
+            arena_setRootPage(s->startAddr, 1);
         }
         return p;
     }

@@ -59,6 +59,9 @@ struct mcache {
     uintptr_t tinyoffset;                  /* bytes of it handed out */
     uint64_t gcnmalloc;                    /* collected objects allocated */
     uint64_t gcbytes;                      /* their bytes (small: class sizes) */
+    uint64_t gcblack;                      /* bytes allocated black this mark */
+    uint32_t wbufn;                        /* write-barrier buffer: pointers */
+    uintptr_t wbuf[256];                   /* to shade (concurrent mark) */
     struct mcache *allnext;                /* every mcache ever made */
     struct mcache *freenext;               /* recycled ones */
     int inuse;

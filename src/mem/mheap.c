@@ -270,6 +270,8 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
     s->sweepgen = 0;
     s->gc = 0;
     __atomic_store_n(&s->roots, (uint8_t)(kind == spanMalloc && spanClass_noscan(sc)), __ATOMIC_RELAXED);
+    if (s->roots)
+        arena_setRootPage(s->startAddr, 1);
     s->typed = 0;
     s->ptrbits = NULL;
     s->largeType = NULL;
@@ -316,6 +318,7 @@ void mheap_free(struct mspan *s)
         heap_stat(&mheap_.pagesInUse, -(int64_t)(s->npages));
     }
     heap_stat(&mheap_.pagesFree, (int64_t)(s->npages));
+    arena_setRootPage(s->startAddr, 0);
     if (s->spanclass == 0)
         heap_stat(&mheap_.largeInUse, -(int64_t)(s->npages));
     else

@@ -41,6 +41,7 @@ static const struct knob knobs[] = {
     {"gctrace", 0, 2, 1, &debug.gctrace, 1},
     {"gccheckmark", 0, 1, 1, &debug.gccheckmark, 1},
     {"leakcheck", 0, 1, 1, &debug.leakcheck, 1},
+    {"gcconcurrent", 0, 1, 1, &debug.gcconcurrent, 1},
 };
 
 /* Settings whose value is a word. */

@@ -41,6 +41,7 @@
  * plain blocking calls between gort_syscall_enter and gort_syscall_exit.
  */
 #define _GNU_SOURCE
+#include "gc/mgc.h"
 #include "sched/netpoll.h"
 
 #include <errno.h>
@@ -691,4 +692,10 @@ GORT_API int gort_close(int fd)
             goready(wg);
     }
     return close(fd);
+}
+
+/* Not roots for the collector: these tables hold no collected pointers. */
+__attribute__((constructor)) static void noscan_tables(void)
+{
+    gc_noscan_static(pdtab, sizeof pdtab);
 }

@@ -116,6 +116,7 @@ struct g {
     struct timer *timer;         /* cached for gort_sleep */
     unsigned stackid;            /* Valgrind's id for the stack */
     void *tsanFiber;             /* ThreadSanitizer's fiber, in TSan builds */
+    uintptr_t gcscansp;          /* concurrent mark: where its stack was scanned from */
     bool gsudogBusy;             /* gsudog is in use */
     struct sudog gsudog;         /* the sudog of most waits (acquireSudog) */
 };

@@ -35,6 +35,7 @@
  * wakes every queued waiter.  The gort_cond struct is public and zero-ready,
  * so its list lock is not in it: the root lock its address hashes to serves.
  */
+#include "gc/mgc.h"
 #include "runtime/print.h"
 #include "sched/runtime2.h"
 #include "sched/sema.h"
@@ -374,4 +375,10 @@ void notifyListNotifyOne(notifyList *l)
         return;
     }
     gort_unlock(lock);
+}
+
+/* Not roots for the collector: these tables hold no collected pointers. */
+__attribute__((constructor)) static void noscan_tables(void)
+{
+    gc_noscan_static(semtable, sizeof semtable);
 }

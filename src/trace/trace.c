@@ -37,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gc/mgc.h"
 #include "gort.h"
 #include "os/lock.h"
 #include "os/os.h"
@@ -687,4 +688,11 @@ void trace_init(void)
         os_write_stderr(msg, sizeof msg - 1);
         return;
     }
+}
+
+/* Not roots for the collector: these tables hold no collected pointers. */
+__attribute__((constructor)) static void noscan_tables(void)
+{
+    gc_noscan_static(obuf, sizeof obuf);
+    gc_noscan_static(lanes, sizeof lanes);
 }
