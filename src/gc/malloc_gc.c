@@ -362,6 +362,11 @@ static void *alloc_small(size_t size, unsigned cls, bool noscan, const gort_type
             }
             mcache_count(&c->gcnmalloc, 1);
             mcache_count(&c->gcbytes, s->elemsize);
+            /* Zeroed before a stop can see it: a black object is not
+             * scanned, but gccheckmark's re-mark would read its old
+             * contents. */
+            if (s->needzero)
+                memset(p, 0, noscan ? size : s->elemsize);
             gcnosuspend_exit();
             break;
         }
@@ -375,11 +380,8 @@ static void *alloc_small(size_t size, unsigned cls, bool noscan, const gort_type
         if (!shared)
             gc_maybe_start();
     }
-    bool dirty = s->needzero;
     if (shared)
         mcache_shared_unlock();
-    if (dirty)
-        memset(p, 0, noscan ? size : s->elemsize);
     return p;
 }
 
