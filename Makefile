@@ -164,8 +164,8 @@ bench-sched:
 # The collector against Go's and the Boehm GC's (bench/gc/run.py, about
 # 20 min): writes docs/bench/GC.md and gc.png; installs golang-go,
 # libgc-dev and gnuplot as root when missing.  BENCH_ARGS=--quick: about
-# a minute, into build/bench-gc/quick/; --gort-mode=stw measures the
-# stop-the-world mode instead of the concurrent one.
+# a minute, into build/bench-gc/quick/; --gort-mode=concurrent measures the
+# experimental concurrent mode (docs/bench/GC-concurrent.md).
 .PHONY: bench-gc
 bench-gc:
 	@$(MAKE) --no-print-directory lib

@@ -37,7 +37,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GORT_MODE = "concurrent"   # --gort-mode
+GORT_MODE = "stw"   # --gort-mode
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MIB = 1024 * 1024
 
@@ -409,8 +409,9 @@ def main():
     ap.add_argument("--no-install", action="store_true",
                     help="never apt-get install golang-go, libgc-dev or gnuplot")
     ap.add_argument("--via", default="", help="the make target that started this, for the report")
-    ap.add_argument("--gort-mode", choices=("concurrent", "stw"), default="concurrent",
-                    help="how gort marks: concurrently (default; GODEBUG=gcconcurrent=1) or with the world stopped")
+    ap.add_argument("--gort-mode", choices=("concurrent", "stw"), default="stw",
+                    help="how gort marks: with the world stopped (default, gort's default) or "
+                         "concurrently (GODEBUG=gcconcurrent=1, experimental)")
     args = ap.parse_args()
     global GORT_MODE
     GORT_MODE = args.gort_mode
