@@ -12,7 +12,7 @@
  * main() is a driver: every case runs in a child (this binary re-executed
  * with GORT_TEST_MODE): plainly; under GODEBUG=gccheckmark=1, which
  * re-marks each heap stopped and aborts on anything the first mark missed;
- * and with concurrent marking (gcconcurrent=1).
+ * and with concurrent marking (gcconcurrent=1), under gccheckmark too.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -747,16 +747,12 @@ int main(int argc, char **argv)
         expect_case(cases[i], plain, 60);
         const char *check[] = {"GODEBUG=gccheckmark=1", "GOMAXPROCS=2", NULL};
         expect_case(cases[i], check, 120);
-        /* Concurrent marking (experimental), every object's contents
-         * checked, for the cases with one mutating thread.  Several threads
-         * mutating while a concurrent mark runs can still lose an object
-         * (the open bug in DESIGN.md, "Two marking modes"), so the threads
-         * and fork cases run in the stop-the-world mode only until it is
-         * fixed. */
-        if (strcmp(cases[i], "threads") != 0 && strcmp(cases[i], "fork") != 0) {
-            const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
-            expect_case(cases[i], conc, 120);
-        }
+        /* Concurrent marking (experimental): as it runs, and with every
+         * cycle verified by a stopped re-mark. */
+        const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
+        expect_case(cases[i], conc, 120);
+        const char *conccheck[] = {"GODEBUG=gcconcurrent=1,gccheckmark=1", "GOMAXPROCS=2", NULL};
+        expect_case(cases[i], conccheck, 120);
     }
     if (selected("goroutines")) {
         const char *one[] = {"GOMAXPROCS=1", NULL};

@@ -234,6 +234,10 @@ static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
 {
     struct mspan *s = c->gcalloc[gcc];
     c->gcalloc[gcc] = &emptymspan;
+    /* The bitmap is the truth: in a fork child, a thread that no longer
+     * exists may have stopped between setting a bit and counting it, and a
+     * span placed as partial while full would be taken again for ever. */
+    span_recount(s);
     uint64_t unused = (uint64_t)(s->nelems - s->allocCount) * s->elemsize;
     __atomic_sub_fetch(&gcheap.heapLive, unused, __ATOMIC_RELAXED);
     s->sweepgen = sg;

@@ -427,6 +427,7 @@ static void collect_stw(bool forced)
     uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     gc_collect_globals();
     int nproc = gort_gomaxprocs();
+    gc_prepare_workers(nproc);
     lock_world();
     uint64_t tStop, tMark;
     uint64_t t0 = os_nanotime();
@@ -464,6 +465,7 @@ static void collect_concurrent(bool forced)
     gc_collect_globals();
     int nproc = gort_gomaxprocs();
     int nbg = nproc / 4 > 1 ? nproc / 4 : 1;
+    gc_prepare_workers(nproc);
 
     lock_world();
     uint64_t t0 = os_nanotime();

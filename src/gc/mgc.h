@@ -142,6 +142,8 @@ void gc_collect(bool forced);
 extern int gcDebugTrace, gcDebugCheckmark;
 
 /* ---- mgcmark.c ---- */
+/* Starts the mark helper threads a cycle will want (world running). */
+void gc_prepare_workers(int nworkers);
 /* Marks the heap from every root; world stopped.  Returns bytes marked. */
 uint64_t gc_mark(int nworkers, bool checkmark);
 /* Collects the data/bss ranges to scan (before the world stops: the

@@ -768,15 +768,22 @@ static uint64_t mark_once(uint32_t nworkers)
     return mark_drain(nworkers);
 }
 
-/* Starts helpers for nworkers in all; returns how many there can be. */
+/* Starts helper threads for nworkers in all.  Called before the world
+ * stops: pthread_create allocates, and a stopped thread may hold the
+ * heap's lock. */
+void gc_prepare_workers(int nworkers)
+{
+    if (nworkers > MAX_WORKERS)
+        nworkers = MAX_WORKERS;
+    if (nworkers > 1 && (uint32_t)nworkers - 1 > nhelpers)
+        start_helpers((uint32_t)nworkers - 1);
+}
+
+/* How many of nworkers there can be: this thread and the helpers. */
 static uint32_t workers_ready(int nworkers)
 {
     if (nworkers < 1)
         nworkers = 1;
-    if (nworkers > MAX_WORKERS)
-        nworkers = MAX_WORKERS;
-    if ((uint32_t)nworkers - 1 > nhelpers)
-        start_helpers((uint32_t)nworkers - 1);
     if ((uint32_t)nworkers > nhelpers + 1)
         nworkers = (int)nhelpers + 1;
     return (uint32_t)nworkers;
