@@ -78,10 +78,16 @@ static void central_unlock(rtmutex *l)
     gcnosuspend_exit();
 }
 
-/* Puts swept span s (sweepgen current) on its class's swept list. */
+/* Puts span s on its class's list (lock held; sg read under it).  A span
+ * swept before the last cycle ended (held by a thread across the stop) is
+ * unswept again: its gcmarkBits hold that cycle's marks. */
 static void place_locked(struct gcentral *c, struct mspan *s, uint32_t sg)
 {
     unsigned i = sweptIndex(sg);
+    if (s->sweepgen != sg) {
+        s->sweepgen = sg - 2;
+        i ^= 1;
+    }
     spanlist_push(s->allocCount < s->nelems ? &c->partial[i] : &c->full[i], s);
 }
 
@@ -96,7 +102,13 @@ void gcentral_place(struct mspan *s)
 void gclarge_place(struct mspan *s)
 {
     central_lock(&gcheap.largeLock);
-    spanlist_push(&gcheap.large[sweptIndex(sweepgen_now())], s);
+    uint32_t sg = sweepgen_now();
+    unsigned i = sweptIndex(sg);
+    if (s->sweepgen != sg) {
+        s->sweepgen = sg - 2;
+        i ^= 1;
+    }
+    spanlist_push(&gcheap.large[i], s);
     central_unlock(&gcheap.largeLock);
 }
 

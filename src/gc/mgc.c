@@ -373,6 +373,7 @@ static void mark_termination(uint64_t marked)
     specials_process();
     marked += gc_mark_extra();
     gcflush_caches();
+    sweep_before_bump();
     __atomic_store_n(&gcheap.sweepgen, gcheap.sweepgen + 2, __ATOMIC_RELEASE);
     gcheap.heapMarked = marked;
     __atomic_store_n(&gcheap.heapLive, marked, __ATOMIC_RELAXED);

@@ -25,7 +25,9 @@
  * gort flushes every cache while the world is stopped, so sg + 1 never
  * outlives a stop.  sweepgen moves only at mark termination and every span
  * is swept before a cycle begins (finishsweep), so nothing is swept while
- * a concurrent mark runs.
+ * a concurrent mark runs.  A span a thread held across a stop is found
+ * stale when placed (place_locked) and goes back unswept; the stop moves
+ * such spans along before the bump (sweep_before_bump).
  */
 #ifndef GORT_GC_MGC_H
 #define GORT_GC_MGC_H
@@ -197,6 +199,9 @@ static inline void sweep_release(void)
 {
     __atomic_sub_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
 }
+/* World stopped, just before sweepgen += 2: unswept spans left over join
+ * the lists that become unswept. */
+void sweep_before_bump(void);
 void sweeper_kick(void);
 void sweeper_after_fork_child(void);
 /* Every span swept and nobody sweeping (before a cycle). */

@@ -154,6 +154,31 @@ bool sweepone(void)
     return true;
 }
 
+/* With the world stopped, before sweepgen moves on: spans placed unswept
+ * after the last sweep ran out (a thread held them across a stop) join the
+ * lists that are about to become unswept.  Their gcmarkBits hold the marks
+ * of both cycles, so sweeping them later keeps everything either found. */
+static void migrate_list(struct mspan **from, struct mspan **to, uint32_t sg)
+{
+    struct mspan *s;
+    while ((s = spanlist_pop(from)) != NULL) {
+        s->sweepgen = sg;
+        spanlist_push(to, s);
+    }
+}
+
+void sweep_before_bump(void)
+{
+    uint32_t sg = gcheap.sweepgen;
+    unsigned sw = sweptIndex(sg), un = sw ^ 1;
+    for (unsigned i = 0; i < numGCClasses; i++) {
+        struct gcentral *c = &gcheap.central[i];
+        migrate_list(&c->partial[un], &c->partial[sw], sg);
+        migrate_list(&c->full[un], &c->full[sw], sg);
+    }
+    migrate_list(&gcheap.large[un], &gcheap.large[sw], sg);
+}
+
 void finishsweep(void)
 {
     while (sweepone())

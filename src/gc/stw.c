@@ -78,6 +78,10 @@ __attribute__((noinline)) void gcsuspend_deferred(void)
     gctls.pending = 0;
     gc_spill_registers();
     ack_and_wait(gc_current_sp());
+    /* No tail call: the registers spilled in this frame (the caller's
+     * pointers among them) must stay where the scan from our stack pointer
+     * finds them until the world restarts. */
+    __asm__ volatile("" : : : "memory");
 }
 
 static void thread_key_destructor(void *arg)
