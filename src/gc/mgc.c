@@ -150,6 +150,10 @@ void gc_fork_child_locks(void)
 
 static void gc_fork_child(void)
 {
+    /* Sweeps the parent's other threads had claimed will never finish
+     * here (their spans are simply lost to the child); finishsweep must not
+     * wait for them. */
+    __atomic_store_n(&gcheap.nsweeping, 0, __ATOMIC_RELEASE);
     gcmark_after_fork_child();
     gc_controller_after_fork_child();
     sweeper_after_fork_child();

@@ -544,11 +544,19 @@ void gc_collect_globals(void)
  * stack that existed at the first stop is a root for the check.  Anything
  * a live frame below it holds was reachable then or is new, and so is
  * marked (the snapshot invariant the barrier keeps). */
-static uintptr_t check_from(uintptr_t sp, uintptr_t scansp, uintptr_t lo, uintptr_t hi)
+static uint32_t markGen;   /* concurrent cycles begun */
+
+static uintptr_t check_from(uintptr_t sp, uintptr_t scansp, uint32_t gen, uintptr_t lo,
+                            uintptr_t hi)
 {
-    if (work.concurrentCheck && scansp >= lo && scansp < hi && scansp > sp)
-        return scansp;
-    return sp;
+    if (!work.concurrentCheck)
+        return sp;
+    /* A stack that did not exist at the first stop holds only what was
+     * reachable then or is new, and maybe stale words of a stack's earlier
+     * life: not a root for the check. */
+    if (gen != markGen || scansp < lo || scansp >= hi)
+        return hi;
+    return scansp > sp ? scansp : sp;
 }
 
 static uint64_t mark_thread(struct gcw *w, struct gcthread *t)
@@ -556,13 +564,20 @@ static uint64_t mark_thread(struct gcw *w, struct gcthread *t)
     uintptr_t sp = t->stoppedsp;
     if (!sp)
         return 0;
-    if (work.rootsNow)
+    if (work.rootsNow) {
         t->scansp = sp;
+        t->scangen = markGen;
+    }
     if (sp >= t->stacklo && sp < t->stackhi) {
-        sp = check_from(sp, t->scansp, t->stacklo, t->stackhi);
+        sp = check_from(sp, t->scansp, t->scangen, t->stacklo, t->stackhi);
         put_range(w, sp, t->stackhi);
         return t->stackhi - sp;
     }
+    /* Stopped on a goroutine's stack: for a concurrent cycle's check, the
+     * goroutine's own record (mark_goroutines) says what existed at the
+     * first stop, and the M's own stack holds only the scheduler. */
+    if (work.concurrentCheck)
+        return 0;
     uint64_t n = 0;
     uintptr_t top = stack_top_of(sp);
     if (top) {
@@ -589,9 +604,11 @@ static uint64_t mark_goroutines(struct gcw *w)
         uintptr_t sp = (uintptr_t)gp->sched.sp;
         if (sp < gp->stack.lo || sp > gp->stack.hi)
             sp = gp->stack.lo;
-        if (work.rootsNow)
+        if (work.rootsNow) {
             gp->gcscansp = sp;
-        sp = check_from(sp, gp->gcscansp, gp->stack.lo, gp->stack.hi);
+            gp->gcscangen = markGen;
+        }
+        sp = check_from(sp, gp->gcscansp, gp->gcscangen, gp->stack.lo, gp->stack.hi);
         put_range(w, sp, gp->stack.hi);
         n += gp->stack.hi - sp;
     }
@@ -814,6 +831,7 @@ static uint64_t cycleMarked;   /* bytes marked so far this concurrent cycle */
 
 void gc_mark_start(void)
 {
+    markGen++;
     heap_range();
     work.checkmark = false;
     __atomic_store_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);

@@ -34,6 +34,7 @@ struct gcthread {
     bool explicit_;               /* gort_register_thread, not automatic */
     void **g0sp;                  /* a gort M: its g0's saved stack pointer */
     uintptr_t scansp;             /* concurrent mode: where the first stop scanned from */
+    uint32_t scangen;             /* ... in that cycle (mgcmark.c's markGen) */
 };
 
 struct gctls {

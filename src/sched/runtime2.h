@@ -117,6 +117,7 @@ struct g {
     unsigned stackid;            /* Valgrind's id for the stack */
     void *tsanFiber;             /* ThreadSanitizer's fiber, in TSan builds */
     uintptr_t gcscansp;          /* concurrent mark: where its stack was scanned from */
+    uint32_t gcscangen;          /* ... in that cycle */
     bool gsudogBusy;             /* gsudog is in use */
     struct sudog gsudog;         /* the sudog of most waits (acquireSudog) */
 };
