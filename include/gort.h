@@ -527,8 +527,8 @@ GORT_API void gort_weak_free(gort_weak *w);
 /* Chooses how the heap is marked and returns the previous choice:
  *   false (the default): with the world stopped, in parallel.  Safe for any
  *     C code; pauses grow with the live heap.
- *   true: concurrently, as Go does (experimental, not yet safe: it has
- *     been seen to lose an object; see docs/DESIGN.md).  Only the roots
+ *   true: concurrently, as Go does (experimental: no mark assists yet, so
+ *     the heap can overshoot its goal; see docs/DESIGN.md).  Only the roots
  *     (stacks, registers, globals, registered ranges, uncollectable blocks)
  *     are scanned with the world stopped; the heap is marked while the program runs, and a second
  *     short stop finishes.  The program must make every store that
