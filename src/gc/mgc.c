@@ -535,17 +535,7 @@ static void request_concurrent(bool forced)
     gort_lock(&ctl.lock);
     if (!ctl.started) {
         ctl.started = true;
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        if (pthread_create(&t, &attr, gc_controller, NULL) != 0)
-            throw("gc: cannot start the collector's thread");
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
+        gc_start_thread(gc_controller, NULL, "gc: cannot start the collector's thread");
     }
     bool busy = ctl.requested || ctl.begun != __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
     if (!forced && busy) {

@@ -207,21 +207,11 @@ static void *bgsweep(void *arg)
     return NULL;
 }
 
+/* It blocks every signal: not a mutator, never stopped by a cycle (its
+ * sweeps are waited for by finishsweep instead). */
 static void sweeper_start(void)
 {
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* Blocks every signal: it is not a mutator, and the collector never
-     * stops it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (pthread_create(&t, &attr, bgsweep, NULL) != 0)
-        throw("gc: cannot start the background sweeper");
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    gc_start_thread(bgsweep, NULL, "gc: cannot start the background sweeper");
 }
 
 void sweeper_kick(void)

@@ -227,3 +227,19 @@ void stw_start(void)
     os_futex_wake(&stw.released, INT32_MAX);
     gort_unlock(&regLock);
 }
+
+void gc_start_thread(void *(*fn)(void *), void *arg, const char *what)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&t, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0)
+        throw(what);
+}

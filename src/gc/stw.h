@@ -73,6 +73,11 @@ void gcthread_unregister(void);
  * at its own stack pointer, sp), and restarts them.  stw_stop takes the
  * registry lock; stw_start drops it. */
 void stw_stop(uintptr_t sp);
+/* Starts one of the collector's own threads (controller, sweeper), detached
+ * and with every signal blocked: it is not a mutator and is never stopped.
+ * Aborts with "gort: fatal error: <what>" if the thread cannot be made. */
+void gc_start_thread(void *(*fn)(void *), void *arg, const char *what);
+
 /* fork: called by the collector's prepare and parent handlers. */
 void stw_fork_prepare(void);
 void stw_fork_parent(void);
