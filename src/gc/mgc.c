@@ -528,6 +528,18 @@ static void *gc_controller(void *arg)
     return NULL;
 }
 
+/* Sleeps until cycle *want has finished (a waiting thread is blocked:
+ * neither of the cycle's stops needs to wake it). */
+static void *wait_cycle_done(void *want)
+{
+    for (;;) {
+        uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+        if ((int32_t)(d - *(uint32_t *)want) >= 0)
+            return NULL;
+        os_futex_wait(&ctl.done, d, -1);
+    }
+}
+
 /* Asks the controller for a cycle; a forced request waits for one that
  * begins after it to finish. */
 static void request_concurrent(bool forced)
@@ -548,14 +560,8 @@ static void request_concurrent(bool forced)
     ctl.request++;
     gort_unlock(&ctl.lock);
     os_futex_wake(&ctl.request, 1);
-    if (!forced)
-        return;
-    for (;;) {
-        uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
-        if ((int32_t)(d - want) >= 0)
-            break;
-        os_futex_wait(&ctl.done, d, -1);
-    }
+    if (forced)
+        gc_do_blocking(wait_cycle_done, &want);
 }
 
 void gc_wait_mark_done(void)

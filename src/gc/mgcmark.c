@@ -36,6 +36,7 @@
 #include "gc/stw.h"
 #include "mem/arena.h"
 #include "mem/mcache.h"
+#include "mem/mcentral.h"
 #include "mem/mheap.h"
 #include "os/os.h"
 #include "runtime/print.h"
@@ -529,6 +530,11 @@ void gc_collect_globals(void)
     if (!sorted) {
         gc_noscan_static(mheap_arenas, sizeof mheap_arenas);
         gc_noscan_static(ckArenas, sizeof ckArenas);
+        gc_noscan_static(mcentrals, sizeof mcentrals);
+        gc_noscan_static(&mheap_, sizeof mheap_);
+        gc_noscan_static(&gcheap, sizeof gcheap);
+        gc_noscan_static(&mcache_bootstrap, sizeof mcache_bootstrap);
+        gc_noscan_static(&mcache_exited, sizeof mcache_exited);
         qsort(noscan, nnoscan, sizeof noscan[0], noscan_cmp);
         sorted = true;
     }

@@ -9,6 +9,17 @@
  * frames alike.  It then sleeps until the collector publishes the epoch as
  * released.  Waiting on the epoch rather than a "running" flag lets a
  * thread that wakes late from one stop never miss the next.
+ *
+ * A thread that is about to sleep (an idle M, a thread waiting for the
+ * collector) goes through gc_do_blocking, which publishes its stack pointer
+ * with its registers spilled above it and marks it blocked: a stop then
+ * claims it with one CAS instead of a signal, and the thread, on waking,
+ * waits for that stop to end.  Signalling a sleeping thread costs a wake-up
+ * (tens of microseconds on a virtual machine) inside the pause.
+ *
+ * The collector spins briefly for acknowledgements before it sleeps on
+ * them: a running thread answers within microseconds, and a futex sleep
+ * would add the collector's own wake-up to every pause.
  */
 #define _GNU_SOURCE
 #include "gc/stw.h"
@@ -40,6 +51,16 @@ static struct {
     uint32_t acks;       /* threads stopped in this epoch (futex word) */
 } stw;
 
+static void wait_released(uint32_t epoch)
+{
+    for (;;) {
+        uint32_t r = __atomic_load_n(&stw.released, __ATOMIC_ACQUIRE);
+        if ((int32_t)(r - epoch) >= 0)
+            break;
+        os_futex_wait(&stw.released, r, -1);
+    }
+}
+
 static void ack_and_wait(uintptr_t sp)
 {
     struct gcthread *t = gctls.self;
@@ -48,12 +69,7 @@ static void ack_and_wait(uintptr_t sp)
     __atomic_store_n(&t->stopped, epoch, __ATOMIC_RELEASE);
     __atomic_add_fetch(&stw.acks, 1, __ATOMIC_ACQ_REL);
     os_futex_wake(&stw.acks, 1);
-    for (;;) {
-        uint32_t r = __atomic_load_n(&stw.released, __ATOMIC_ACQUIRE);
-        if ((int32_t)(r - epoch) >= 0)
-            break;
-        os_futex_wait(&stw.released, r, -1);
-    }
+    wait_released(epoch);
 }
 
 static void suspend_handler(int sig, siginfo_t *info, void *uctx)
@@ -82,6 +98,28 @@ __attribute__((noinline)) void gcsuspend_deferred(void)
      * pointers among them) must stay where the scan from our stack pointer
      * finds them until the world restarts. */
     __asm__ volatile("" : : : "memory");
+}
+
+__attribute__((noinline)) void *gc_do_blocking(void *(*fn)(void *), void *arg)
+{
+    struct gcthread *t = gctls.self;
+    if (!t || gctls.nosuspend)
+        return fn(arg);
+    gc_spill_registers();
+    __atomic_store_n(&t->blockedsp, gc_current_sp(), __ATOMIC_RELAXED);
+    __atomic_store_n(&t->blocked, gcBlocked, __ATOMIC_RELEASE);
+    void *r = fn(arg);
+    for (;;) {
+        uint32_t want = gcBlocked;
+        if (__atomic_compare_exchange_n(&t->blocked, &want, gcRunning, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            break;
+        /* A stop holds us: it ends at or before the current epoch. */
+        wait_released(__atomic_load_n(&stw.epoch, __ATOMIC_ACQUIRE));
+    }
+    /* No tail call: the spilled registers stay put until we are running. */
+    __asm__ volatile("" : : : "memory");
+    return r;
 }
 
 static void thread_key_destructor(void *arg)
@@ -205,6 +243,13 @@ void stw_stop(uintptr_t sp)
             t->stopped = epoch;
             continue;
         }
+        uint32_t blocked = gcBlocked;
+        if (__atomic_compare_exchange_n(&t->blocked, &blocked, gcBlockedHeld, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            t->stoppedsp = __atomic_load_n(&t->blockedsp, __ATOMIC_RELAXED);
+            t->stopped = epoch;
+            continue;
+        }
         if (syscall(SYS_tgkill, pid, t->tid, SIG_SUSPEND) == 0) {
             want++;
         } else {
@@ -213,16 +258,30 @@ void stw_stop(uintptr_t sp)
             t->stopped = epoch;
         }
     }
+    uint64_t spinUntil = os_nanotime() + 50 * 1000;
     for (;;) {
         uint32_t n = __atomic_load_n(&stw.acks, __ATOMIC_ACQUIRE);
         if (n >= want)
             break;
+        if (os_nanotime() < spinUntil) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
         os_futex_wait(&stw.acks, n, 10 * 1000 * 1000);
     }
 }
 
 void stw_start(void)
 {
+    /* Held blocked threads go back to plain blocked before the release, so
+     * one that wakes and sees the release can leave. */
+    for (struct gcthread *t = gcthreads; t; t = t->next) {
+        uint32_t held = gcBlockedHeld;
+        __atomic_compare_exchange_n(&t->blocked, &held, gcBlocked, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED);
+    }
     __atomic_store_n(&stw.released, stw.epoch, __ATOMIC_RELEASE);
     os_futex_wake(&stw.released, INT32_MAX);
     gort_unlock(&regLock);

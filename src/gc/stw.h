@@ -35,7 +35,15 @@ struct gcthread {
     void **g0sp;                  /* a gort M: its g0's saved stack pointer */
     uintptr_t scansp;             /* concurrent mode: where the first stop scanned from */
     uint32_t scangen;             /* ... in that cycle (mgcmark.c's markGen) */
+    uint32_t blocked;             /* atomic: gcRunning, gcBlocked or gcBlockedHeld */
+    uintptr_t blockedsp;          /* its stack pointer while blocked */
 };
+
+/* gcthread.blocked: a thread inside gc_do_blocking is stopped already as
+ * far as the collector cares, so a stop takes it (gcBlocked ->
+ * gcBlockedHeld) instead of signalling it, and the thread waits for that
+ * stop to end before it runs again. */
+enum { gcRunning = 0, gcBlocked = 1, gcBlockedHeld = 2 };
 
 struct gctls {
     int nosuspend;                /* > 0: inside a nosuspend section */
@@ -61,6 +69,13 @@ static inline void gcnosuspend_exit(void)
     if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
         gcsuspend_deferred();
 }
+
+/* Runs fn(arg), which blocks (a parked M's sleep, a wait for the
+ * collector), with the caller counted as stopped: a stop neither signals
+ * nor waits for it, which saves waking a sleeping thread for each stop.
+ * fn must not touch collected objects or gort's caches.  Outside nosuspend
+ * sections only (inside one, fn simply runs). */
+void *gc_do_blocking(void *(*fn)(void *), void *arg);
 
 /* Registers the calling thread (idempotent). */
 void gcthread_register(bool explicit_);

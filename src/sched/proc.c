@@ -65,7 +65,6 @@
 #include "runtime/godebug.h"
 #include "runtime/print.h"
 #include "sched/preempt.h"
-#include "gc/stw.h"
 #include "sched/proc.h"
 #include "trace/trace.h"
 #include "sched/stack.h"
@@ -228,10 +227,17 @@ uint32_t fastrand(void)
 
 /* ---- Notes: one-shot futex events for parking Ms ------------------------- */
 
+static void *notesleep_blocked(void *n)
+{
+    while (__atomic_load_n((uint32_t *)n, __ATOMIC_ACQUIRE) == 0)
+        os_futex_wait(n, 0, -1);
+    return NULL;
+}
+
+/* A sleeping M is stopped already as far as the collector cares. */
 static void notesleep(uint32_t *n)
 {
-    while (__atomic_load_n(n, __ATOMIC_ACQUIRE) == 0)
-        os_futex_wait(n, 0, -1);
+    gc_do_blocking(notesleep_blocked, n);
 }
 
 static void notewakeup(uint32_t *n)
@@ -1142,6 +1148,13 @@ static bool anyRunqWork(struct p **victim)
 }
 
 /* Finds a runnable G, blocking until there is one.  Runs on g0. */
+/* The blocking poll, with the M counted as stopped (it has no P and runs
+ * no goroutine while it waits). */
+static void *netpoll_blocked(void *delay)
+{
+    return netpoll(*(int64_t *)delay);
+}
+
 static struct g *findrunnable(bool *inheritTime)
 {
     struct m *mp = getg()->m;
@@ -1248,7 +1261,7 @@ top:;
             if (delay < 0)
                 delay = 0;
         }
-        struct g *list = netpoll(delay);
+        struct g *list = gc_do_blocking(netpoll_blocked, &delay);
         now = nanotime();
         __atomic_store_n(&sched.pollUntil, 0, __ATOMIC_RELEASE);
         __atomic_store_n(&sched.lastpoll, now, __ATOMIC_RELEASE);
