@@ -200,7 +200,7 @@ static struct mspan *gcentral_cacheSpan(unsigned gcc, bool *claimed)
 
 /* Installs s in slot gcc of c (inside a nosuspend section).  A cycle may
  * have run since s was swept; then it is swept again first. */
-static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s)
+static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s, uint64_t *got)
 {
     uint32_t sg = sweepgen_now();
     if (s->sweepgen != sg)
@@ -208,8 +208,8 @@ static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s)
     c->gcalloc[gcc] = s;
     s->sweepgen = sg + 3;
     /* Go's accounting: a cached span's free slots count as allocated. */
-    __atomic_add_fetch(&gcheap.heapLive,
-                       (uint64_t)(s->nelems - s->allocCount) * s->elemsize, __ATOMIC_RELAXED);
+    *got = (uint64_t)(s->nelems - s->allocCount) * s->elemsize;
+    __atomic_add_fetch(&gcheap.heapLive, *got, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -259,9 +259,9 @@ static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
     gort_unlock(&cen->lock);
 }
 
-/* Slot gcc of c is spent: trade its span for one with room.  Runs outside
- * nosuspend sections; false when out of memory. */
-static bool gc_refill(struct mcache *c, unsigned gcc)
+/* Slot gcc of c is spent: trade its span for one with room (of *got free
+ * bytes).  Runs outside nosuspend sections; false when out of memory. */
+static bool gc_refill(struct mcache *c, unsigned gcc, uint64_t *got)
 {
     gcnosuspend_enter();
     if (c->gcalloc[gcc] != &emptymspan)
@@ -274,7 +274,7 @@ static bool gc_refill(struct mcache *c, unsigned gcc)
             return false;
         while (s) {
             gcnosuspend_enter();
-            bool ok = install_span(c, gcc, s);
+            bool ok = install_span(c, gcc, s, got);
             gcnosuspend_exit();
             if (claimed) {
                 /* No cycle can start while the claim is held, so the span
@@ -317,26 +317,64 @@ void gcflush_caches(void)
 
 /* ---- Allocation ------------------------------------------------------- */
 
-/* The pointer map of a typed object at p in small scan span s: the bits
- * of nelem elements of t, zero after them (nosuspend section held). */
-static void write_ptrbits(struct mspan *s, uintptr_t p, const gort_type *t, size_t nelem)
+/* Writes the n (1..64) low bits of v into bits at bit from. */
+static inline void bits_put(uint64_t *bits, uintptr_t from, unsigned n, uint64_t v)
 {
-    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
-    uintptr_t nw = s->elemsize / sizeof(void *);
+    unsigned sh = (unsigned)(from & 63);
+    uint64_t *w = &bits[from >> 6];
+    uint64_t m = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+    v &= m;
+    w[0] = (w[0] & ~(m << sh)) | (v << sh);
+    if (sh + n > 64) {
+        unsigned k = 64 - sh;   /* bits that went into w[0] */
+        w[1] = (w[1] & ~(m >> k)) | (v >> k);
+    }
+}
+
+/* The pointer map of a typed object at p in small scan span s: the bits
+ * of nelem elements of t, zero after them (nosuspend section held).
+ * Written a word of the type's mask at a time. */
+static void write_ptrbits_slow(struct mspan *s, uintptr_t w0, uintptr_t nw, const gort_type *t,
+                               size_t nelem)
+{
     if (!t) {
         bits_set(s->ptrbits, w0, nw, true);
         return;
     }
-    bits_set(s->ptrbits, w0, nw, false);
     uintptr_t tw = t->size / sizeof(void *);
-    if (!t->ptrmask || tw == 0)
-        return;
-    for (size_t e = 0; e < nelem; e++) {
-        uintptr_t base = w0 + e * tw;
-        for (uintptr_t j = 0; j < tw; j++)
-            if ((t->ptrmask[j >> 6] >> (j & 63)) & 1)
-                s->ptrbits[(base + j) >> 6] |= (uint64_t)1 << ((base + j) & 63);
+    uintptr_t done = 0;
+    if (t->ptrmask && tw != 0) {
+        for (size_t e = 0; e < nelem; e++) {
+            for (uintptr_t j = 0; j < tw; j += 64) {
+                unsigned n = tw - j < 64 ? (unsigned)(tw - j) : 64;
+                bits_put(s->ptrbits, w0 + done + j, n, t->ptrmask[j >> 6]);
+            }
+            done += tw;
+        }
     }
+    if (nw > done)
+        bits_set(s->ptrbits, w0 + done, nw - done, false);
+}
+
+/* This runs at every scan allocation: objects of up to 64 words that are
+ * untyped or of one element of a typed object take one or two word
+ * writes. */
+static inline __attribute__((always_inline)) void write_ptrbits(struct mspan *s, uintptr_t p,
+                                                          const gort_type *t, size_t nelem)
+{
+    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
+    uintptr_t nw = s->elemsize / sizeof(void *);
+    if (nw <= 64) {
+        if (!t) {
+            bits_put(s->ptrbits, w0, (unsigned)nw, ~(uint64_t)0);
+            return;
+        }
+        if (nelem == 1 && t->ptrmask && t->size == nw * sizeof(void *)) {
+            bits_put(s->ptrbits, w0, (unsigned)nw, t->ptrmask[0]);
+            return;
+        }
+    }
+    write_ptrbits_slow(s, w0, nw, t, nelem);
 }
 
 static struct mcache *gc_cache(bool *shared)
@@ -355,7 +393,45 @@ static struct mcache *gc_cache(bool *shared)
     return c;
 }
 
-static void *alloc_small(size_t size, unsigned cls, bool noscan, const gort_type *t, size_t nelem)
+/* Zeroes n bytes (a multiple of 8) at p: inline stores for the small
+ * objects that dominate, where a call to memset costs as much as the rest
+ * of the allocation. */
+static inline void zero_object(void *p, size_t n)
+{
+    if (n > 128) {
+        memset(p, 0, n);
+        return;
+    }
+    uint64_t *q = p;
+    for (size_t i = 0; i < n / 8; i++) {
+        q[i] = 0;
+        /* (Keeps the compiler from turning the loop back into memset.) */
+        __asm__("" : "+r"(q));
+    }
+}
+
+/* The object p just taken from cached span s, inside the nosuspend section
+ * that took it: pointer map, black if marking, counts, zeroing. */
+static inline __attribute__((always_inline)) void finish_small(struct mcache *c, struct mspan *s, void *p, size_t size,
+                                bool noscan, const gort_type *t, size_t nelem)
+{
+    if (!noscan)
+        write_ptrbits(s, (uintptr_t)p, t, nelem);
+    if (__builtin_expect(gc_marking(), 0)) {
+        /* Allocate black: marking never sees the new object white. */
+        gc_mark_new(s, (uintptr_t)p);
+        mcache_count(&c->gcblack, s->elemsize);
+    }
+    mcache_count(&c->gcnmalloc, 1);
+    mcache_count(&c->gcbytes, s->elemsize);
+    /* Zeroed before a stop can see it: a black object is not scanned, but
+     * gccheckmark's re-mark would read its old contents. */
+    if (s->needzero)
+        zero_object(p, noscan ? (size + 7) & ~(size_t)7 : s->elemsize);
+}
+
+static __attribute__((noinline)) void *alloc_small(size_t size, unsigned cls, bool noscan,
+                                                   const gort_type *t, size_t nelem)
 {
     unsigned gcc = gcclass_of(cls, noscan);
     bool shared;
@@ -369,32 +445,20 @@ static void *alloc_small(size_t size, unsigned cls, bool noscan, const gort_type
         if (!p && s != &emptymspan && span_nextFreeIndex(s) < s->nelems)
             p = span_nextFreeFast(s);
         if (p) {
-            if (!noscan)
-                write_ptrbits(s, (uintptr_t)p, t, nelem);
-            if (__builtin_expect(gc_marking(), 0)) {
-                /* Allocate black: marking never sees the new object white. */
-                gc_mark_new(s, (uintptr_t)p);
-                mcache_count(&c->gcblack, s->elemsize);
-            }
-            mcache_count(&c->gcnmalloc, 1);
-            mcache_count(&c->gcbytes, s->elemsize);
-            /* Zeroed before a stop can see it: a black object is not
-             * scanned, but gccheckmark's re-mark would read its old
-             * contents. */
-            if (s->needzero)
-                memset(p, 0, noscan ? size : s->elemsize);
+            finish_small(c, s, p, size, noscan, t, nelem);
             gcnosuspend_exit();
             break;
         }
         gcnosuspend_exit();
-        if (!gc_refill(c, gcc)) {
+        uint64_t got;
+        if (!gc_refill(c, gcc, &got)) {
             if (shared)
                 mcache_shared_unlock();
             errno = ENOMEM;
             return NULL;
         }
         if (!shared)
-            gc_maybe_start();
+            gc_alloc_slow(got);
     }
     if (shared)
         mcache_shared_unlock();
@@ -486,13 +550,16 @@ static void *alloc_large(size_t size, bool noscan, const gort_type *t)
         mcache_count(&c->gcblack, npages << _PageShift);
     if (shared)
         mcache_shared_unlock();
-    gc_maybe_start();
+    gc_alloc_slow(npages << _PageShift);
     return p;
 }
 
 /* mallocgc: size bytes; t (may be NULL: conservative) and nelem describe a
- * typed array. */
-static void *mallocgc(size_t size, bool noscan, const gort_type *t, size_t nelem)
+ * typed array.  The fast path, inlined into each entry point, is Go's
+ * nextFreeFast on the P's cached span of the class; everything else (the
+ * first call, tiny and large objects, a spent span) goes to the slow
+ * path. */
+static void *mallocgc_slow(size_t size, bool noscan, const gort_type *t, size_t nelem)
 {
     gcinit_once();
     if (__builtin_expect(gctls.self == NULL, 0))
@@ -509,6 +576,28 @@ static void *mallocgc(size_t size, bool noscan, const gort_type *t, size_t nelem
     return p;
 }
 
+static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool noscan,
+                                                            const gort_type *t, size_t nelem)
+{
+    struct mcache *c = tls_mcache;
+    /* A registered thread (so the collector is set up) with its own cache,
+     * and a small object that is not tiny. */
+    if (__builtin_expect(gctls.self != NULL && size - tinySize <= _MaxSmallSize - tinySize &&
+                             c != &mcache_bootstrap && c != &mcache_exited, 1)) {
+        unsigned gcc = gcclass_of(size_to_class(size), noscan);
+        gcnosuspend_enter();
+        struct mspan *s = c->gcalloc[gcc];
+        void *p = span_nextFreeFast(s);
+        if (__builtin_expect(p != NULL, 1)) {
+            finish_small(c, s, p, size, noscan, t, nelem);
+            gcnosuspend_exit();
+            return p;
+        }
+        gcnosuspend_exit();
+    }
+    return mallocgc_slow(size, noscan, t, nelem);
+}
+
 GORT_API void *gort_new(size_t size)
 {
     return mallocgc(size, false, NULL, 0);
@@ -519,10 +608,15 @@ GORT_API void *gort_new_noscan(size_t size)
     return mallocgc(size, true, NULL, 0);
 }
 
+static bool type_ok(const gort_type *t)
+{
+    return t && t->size != 0 && (t->size % sizeof(void *) == 0 || !t->ptrmask);
+}
+
 GORT_API void *gort_new_array(const gort_type *t, size_t n)
 {
     size_t bytes;
-    if (!t || t->size == 0 || (t->size % sizeof(void *) != 0 && t->ptrmask)) {
+    if (!type_ok(t)) {
         errno = EINVAL;
         return NULL;
     }
@@ -535,7 +629,11 @@ GORT_API void *gort_new_array(const gort_type *t, size_t n)
 
 GORT_API void *gort_new_typed(const gort_type *t)
 {
-    return gort_new_array(t, 1);
+    if (!type_ok(t)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return mallocgc(t->size, t->ptrmask == NULL, t, 1);
 }
 
 /* Go's hybrid write barrier: while marking, the old value and the new one

@@ -573,20 +573,37 @@ void gc_wait_mark_done(void)
     }
 }
 
+/* A wait of at most 1 ms for the running cycle to end (blocked: the
+ * cycle's stops need not wake the waiter). */
+static void *wait_mark_done_1ms(void *d)
+{
+    if (gc_marking())
+        os_futex_wait(&ctl.done, *(uint32_t *)d, 1000 * 1000);
+    return NULL;
+}
+
 void gc_maybe_start(void)
 {
     uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     if (gc_marking()) {
-        /* Marking has fallen behind: past Go's hard goal (goal + 10 %)
-         * allocation waits for the cycle to end rather than outrun it. */
+        /* Marking has fallen behind even with assists: past Go's hard goal
+         * (goal + 10 %) allocation waits for the cycle to end rather than
+         * outrun it. */
         uint64_t hard = gcheap.goal + gcheap.goal / 10;
         uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
-        if (live > hard && gc_marking())
-            os_futex_wait(&ctl.done, d, 1000 * 1000);
+        if (live > hard)
+            gc_do_blocking(wait_mark_done_1ms, &d);
         return;
     }
     if (live >= __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
         gc_collect(false);
+}
+
+void gc_alloc_slow(uint64_t bytes)
+{
+    if (gc_marking())
+        gc_assist_alloc(bytes);
+    gc_maybe_start();
 }
 
 void gc_collect(bool forced)

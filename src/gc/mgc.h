@@ -138,6 +138,10 @@ void gc_fork_child_locks(void);
 void gc_controller_after_fork_child(void);
 /* Starts a cycle if heapLive has passed the trigger (outside nosuspend). */
 void gc_maybe_start(void);
+/* An allocation's slow path took bytes (a span's free slots, a large
+ * object): while marking, pays for them with a mark assist; then
+ * gc_maybe_start. */
+void gc_alloc_slow(uint64_t bytes);
 /* Returns once no concurrent mark is running (outside nosuspend). */
 void gc_wait_mark_done(void);
 void gc_collect(bool forced);
@@ -174,6 +178,12 @@ uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintpt
 void gc_mark_start(void);
 void gc_mark_concurrent(int nworkers);
 uint64_t gc_mark_finish(int nworkers, bool checkmark);
+/* Mark assist (Go's gcAssistAlloc): the calling thread allocated bytes
+ * while marking, and pays for them with scan work in proportion to the
+ * scan work left over the heap left before the goal (outside nosuspend). */
+void gc_assist_alloc(uint64_t bytes);
+/* Scan work (bytes scanned) of the last finished mark. */
+extern uint64_t gcLastScanWork;
 /* Shades n pointers (a write-barrier buffer, a weak handle's object). */
 void gc_shade(const uintptr_t *ptrs, size_t n);
 /* Marks the newly allocated object at p of span s black (nosuspend). */

@@ -70,7 +70,7 @@ struct workbuf {
 struct gcw {
     struct workbuf *buf;
     uint64_t bytesMarked;
-    uint64_t scanned;
+    uint64_t scanned;             /* scan work not yet added to work.scanDone */
 } __attribute__((aligned(64)));
 
 static struct {
@@ -86,7 +86,9 @@ static struct {
     bool leak;                    /* the leak checker's pass */
     bool rootsNow;                /* scan root ranges at once (concurrent start) */
     bool concurrentCheck;         /* checkmark at the end of a concurrent cycle */
-    uint64_t shadeMarked;         /* atomic: bytes marked by gc_shade */
+    uint64_t shadeMarked;         /* atomic: bytes marked by gc_shade and assists */
+    uint64_t scanDone;            /* atomic: scan work (bytes scanned) this mark */
+    uint64_t scanExpected;        /* the assists' estimate of a whole mark's scan work */
     struct gcw gcw[MAX_WORKERS];
 } work;
 
@@ -375,6 +377,16 @@ static void scanitem(struct gcw *w, struct workitem it)
 
 /* ---- Workers ------------------------------------------------------------ */
 
+uint64_t gcLastScanWork;
+
+static void publish_scan(struct gcw *w)
+{
+    if (w->scanned) {
+        __atomic_add_fetch(&work.scanDone, w->scanned, __ATOMIC_RELAXED);
+        w->scanned = 0;
+    }
+}
+
 static void drain(struct gcw *w)
 {
     struct workitem it;
@@ -382,9 +394,12 @@ static void drain(struct gcw *w)
         unsigned k = 0;
         while (gcw_get(w, &it)) {
             scanitem(w, it);
-            if ((++k & 31) == 0)
+            if ((++k & 31) == 0) {
                 gcw_balance(w);
+                publish_scan(w);
+            }
         }
+        publish_scan(w);
         __atomic_add_fetch(&work.nwait, 1, __ATOMIC_ACQ_REL);
         for (int spins = 0;; spins++) {
             if (__atomic_load_n(&work.nfull, __ATOMIC_ACQUIRE) != 0) {
@@ -825,7 +840,10 @@ uint64_t gc_mark(int nworkers, bool checkmark)
     uint32_t n = workers_ready(nworkers);
     heap_range();
     work.checkmark = false;
+    __atomic_store_n(&work.scanDone, 0, __ATOMIC_RELAXED);
     uint64_t marked = mark_once(n);
+    publish_scan(gcw0());
+    gcLastScanWork = __atomic_load_n(&work.scanDone, __ATOMIC_RELAXED);
     if (checkmark)
         checkmark_pass(n);
     return marked;
@@ -841,10 +859,16 @@ void gc_mark_start(void)
     heap_range();
     work.checkmark = false;
     __atomic_store_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&work.scanDone, 0, __ATOMIC_RELAXED);
+    /* What the assists pay towards: the last mark's scan work (for the
+     * first cycle, the heap so far). */
+    uint64_t expected = gcLastScanWork ? gcLastScanWork : gcheap.heapLive;
+    work.scanExpected = expected > (256u << 10) ? expected : (256u << 10);
     reset_workers(1);
     work.rootsNow = true;
     queue_roots();
     work.rootsNow = false;
+    publish_scan(gcw0());
     cycleMarked = gcw0()->bytesMarked;
     gcw0()->bytesMarked = 0;
 }
@@ -867,12 +891,89 @@ uint64_t gc_mark_finish(int nworkers, bool checkmark)
     reset_workers(n);
     uint64_t marked = cycleMarked + mark_drain(n) +
                       __atomic_exchange_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);
+    gcLastScanWork = __atomic_load_n(&work.scanDone, __ATOMIC_RELAXED);
     if (checkmark) {
         work.concurrentCheck = true;
         checkmark_pass(n);
         work.concurrentCheck = false;
     }
     return marked;
+}
+
+/* ---- Mark assists ------------------------------------------------------ */
+
+/* Scan work this thread owes (Go keeps it per goroutine as gcAssistBytes;
+ * per thread is close enough, as a goroutine pays at its next refill on
+ * whatever thread it runs) and the mark it was incurred in. */
+static __thread int64_t assistDebt;
+static __thread uint32_t assistGen;
+
+#define ASSIST_MIN   (64 << 10)   /* least work per assist, to amortise it (Go's gcOverAssistWork) */
+#define ASSIST_SLICE (32 << 10)   /* scan work per nosuspend section */
+
+/* One slice of assist work, inside a nosuspend section so that a stop
+ * never finds grey objects held privately: takes work from the global
+ * list and scans until about ASSIST_SLICE bytes are done, then gives back
+ * what is left.  Returns the scan work done, 0 when there was none. */
+static uint64_t assist_slice(void)
+{
+    gcnosuspend_enter();
+    struct workbuf *b = gc_marking() ? getfull() : NULL;
+    if (!b) {
+        gcnosuspend_exit();
+        return 0;
+    }
+    struct gcw w = {.buf = b};
+    struct workitem it;
+    while (w.scanned < ASSIST_SLICE && w.buf->n) {
+        it = w.buf->items[--w.buf->n];
+        scanitem(&w, it);
+    }
+    if (w.buf->n)
+        putfull(w.buf);
+    else
+        putempty(w.buf);
+    uint64_t done = w.scanned;
+    publish_scan(&w);
+    __atomic_add_fetch(&work.shadeMarked, w.bytesMarked, __ATOMIC_RELAXED);
+    gcnosuspend_exit();
+    return done ? done : 1;
+}
+
+void gc_assist_alloc(uint64_t bytes)
+{
+    uint32_t gen = __atomic_load_n(&markGen, __ATOMIC_RELAXED);
+    if (assistGen != gen) {
+        assistGen = gen;
+        assistDebt = 0;
+    }
+    /* Go's assist ratio: scan work left over heap left before the hard
+     * goal, recomputed at every charge so that background progress (or
+     * the lack of it) shows at once. */
+    uint64_t done = __atomic_load_n(&work.scanDone, __ATOMIC_RELAXED);
+    uint64_t expected = work.scanExpected;
+    uint64_t left = expected > done ? expected - done : expected / 16;
+    uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    uint64_t hard = gcheap.goal + gcheap.goal / 10;
+    uint64_t runway = hard > live ? hard - live : 0;
+    if (runway < (256u << 10))
+        runway = 256u << 10;
+    assistDebt += (int64_t)((double)bytes * (double)left / (double)runway);
+    if (assistDebt <= 0)
+        return;
+    int64_t target = assistDebt > ASSIST_MIN ? assistDebt : ASSIST_MIN;
+    int64_t paid = 0;
+    while (paid < target) {
+        uint64_t n = assist_slice();
+        if (n == 0)
+            break;   /* nothing queued: the background workers hold it all */
+        paid += (int64_t)n;
+    }
+    assistDebt -= paid;
+    /* Unpaid debt does not pile up beyond one runway's worth: past the
+     * hard goal, allocation waits for the cycle instead (gc_maybe_start). */
+    if (assistDebt > (int64_t)(4u << 20))
+        assistDebt = 4u << 20;
 }
 
 void gc_shade(const uintptr_t *ptrs, size_t n)
