@@ -164,8 +164,8 @@ bench-sched:
 # The collector against Go's and the Boehm GC's (bench/gc/run.py, about
 # 20 min): writes docs/bench/GC.md and gc.png; installs golang-go,
 # libgc-dev and gnuplot as root when missing.  BENCH_ARGS=--quick: about
-# a minute, into build/bench-gc/quick/; --gort-mode=concurrent measures the
-# experimental concurrent mode (docs/bench/GC-concurrent.md).
+# a minute, into build/bench-gc/quick/; --gort-mode=stw measures gort with
+# the world stopped for marking (docs/bench/GC-stw.md, with --out).
 .PHONY: bench-gc
 bench-gc:
 	@$(MAKE) --no-print-directory lib

@@ -583,6 +583,46 @@ static int mode_errors(void)
     return 0;
 }
 
+/* The marking mode: stopped until the program's first gort_store, then
+ * concurrent, unless GODEBUG=gcconcurrent chose; an explicit choice
+ * sticks.  (Run with gcconcurrent unset, 0 and 1.) */
+static int mode_mode(void)
+{
+    const char *dbg = getenv("GODEBUG");
+    int chosen = !dbg ? -1 : strstr(dbg, "gcconcurrent=1") ? 1 : strstr(dbg, "gcconcurrent=0") ? 0 : -1;
+    node *a = gort_new(sizeof(node)), *b = gort_new(sizeof(node));
+    collect();
+    /* Before any store: GODEBUG's choice, stopped when unset.  Asking
+     * chooses (explicitly, the same mode again). */
+    bool before = gort_set_gc_concurrent(false);
+    CHECK(before == (chosen == 1));
+    gort_set_gc_concurrent(before);
+    gort_store((void **)&a->next, b);
+    collect();
+    /* An explicit choice is not changed by a store. */
+    bool after = gort_set_gc_concurrent(before);
+    CHECK(after == before);
+    CHECK(a->next == b);
+    printf("mode: GODEBUG %s: %s\n", dbg ? dbg : "unset", after ? "concurrent" : "stopped");
+    gort_keepalive(a);
+    return 0;
+}
+
+/* Unchosen mode, first gort_store: concurrent from then on. */
+static int mode_mode_default(void)
+{
+    node *a = gort_new(sizeof(node)), *b = gort_new(sizeof(node));
+    collect();
+    gort_store((void **)&a->next, b);
+    collect();
+    CHECK(a->next == b && b->next == NULL);
+    bool now = gort_set_gc_concurrent(true);
+    CHECK(now);
+    printf("mode: the first gort_store selected concurrent marking\n");
+    gort_keepalive(a);
+    return 0;
+}
+
 static int mode_free_collected(void)
 {
     void *p = gort_new(16);
@@ -704,6 +744,8 @@ static int run_mode(void)
     if (!strcmp(mode, "fork")) return mode_fork();
     if (!strcmp(mode, "errors")) return mode_errors();
     if (!strcmp(mode, "free_collected")) return mode_free_collected();
+    if (!strcmp(mode, "mode")) return mode_mode();
+    if (!strcmp(mode, "mode_default")) return mode_mode_default();
     if (!strcmp(mode, "retention")) return mode_retention();
     if (!strcmp(mode, "pacer")) return mode_pacer();
     if (!strcmp(mode, "trace")) return mode_trace();
@@ -743,20 +785,32 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (!selected(cases[i]))
             continue;
-        const char *plain[] = {"GOMAXPROCS=2", NULL};
-        expect_case(cases[i], plain, 60);
-        const char *check[] = {"GODEBUG=gccheckmark=1", "GOMAXPROCS=2", NULL};
-        expect_case(cases[i], check, 120);
-        /* Concurrent marking (experimental): as it runs, and with every
-         * cycle verified by a stopped re-mark. */
+        /* Each mode (concurrent, forced; stopped, forced; and the default
+         * for the case, concurrent once it calls gort_store), as it runs
+         * and with every cycle verified by a stopped re-mark. */
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
         expect_case(cases[i], conc, 120);
         const char *conccheck[] = {"GODEBUG=gcconcurrent=1,gccheckmark=1", "GOMAXPROCS=2", NULL};
         expect_case(cases[i], conccheck, 120);
+        const char *stw[] = {"GODEBUG=gcconcurrent=0", "GOMAXPROCS=2", NULL};
+        expect_case(cases[i], stw, 60);
+        const char *stwcheck[] = {"GODEBUG=gcconcurrent=0,gccheckmark=1", "GOMAXPROCS=2", NULL};
+        expect_case(cases[i], stwcheck, 120);
+        const char *plain[] = {"GOMAXPROCS=2", NULL};
+        expect_case(cases[i], plain, 60);
     }
     if (selected("goroutines")) {
         const char *one[] = {"GOMAXPROCS=1", NULL};
         expect_case("goroutines", one, 60);
+    }
+    if (selected("mode")) {
+        const char *unset[] = {NULL};
+        expect_case("mode", unset, 60);
+        const char *stw[] = {"GODEBUG=gcconcurrent=0", NULL};
+        expect_case("mode", stw, 60);
+        const char *conc[] = {"GODEBUG=gcconcurrent=1", NULL};
+        expect_case("mode", conc, 60);
+        expect_case("mode_default", unset, 60);
     }
     if (selected("free_collected"))
         expect_fatal("free_collected", "free(): pointer to a collected object");

@@ -163,8 +163,15 @@ static const gort_type node_type = {sizeof(struct node), node_ptrs, "node"};
 static const uint64_t gnode_ptrs[] = {GORT_PTRBIT(struct gnode, left) | GORT_PTRBIT(struct gnode, right)};
 static const gort_type gnode_type = {sizeof(struct gnode), gnode_ptrs, "gnode"};
 
+/* The programs store pointers through gort_store everywhere, so they ask
+ * for concurrent marking before their first allocation (otherwise their
+ * first gort_store would select it, after a few cycles with the world
+ * stopped), unless GODEBUG=gcconcurrent chooses for the runner. */
 static void gc_setup(void)
 {
+    const char *dbg = getenv("GODEBUG");
+    if (!dbg || !strstr(dbg, "gcconcurrent="))
+        gort_set_gc_concurrent(true);
 }
 
 static struct node *new_node(void)

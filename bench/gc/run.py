@@ -37,7 +37,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GORT_MODE = "stw"   # --gort-mode
+GORT_MODE = "default"   # --gort-mode
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MIB = 1024 * 1024
 
@@ -204,10 +204,10 @@ def run_once(impl, exe, cmd, procs, timeout):
     """Runs one benchmark process; returns ({key: float}, error or None)."""
     args = list(cmd) + (["untyped"] if impl == "gort-untyped" else [])
     env = dict(os.environ, GOMAXPROCS=str(procs), GC_MARKERS=str(procs), GOGC="100")
-    if impl.startswith("gort") and GORT_MODE == "concurrent":
-        # The programs make every overwriting pointer store through
-        # gort_store, which is what concurrent marking asks.
-        env["GODEBUG"] = "gcconcurrent=1"
+    if impl.startswith("gort") and GORT_MODE != "default":
+        # By default the programs' first gort_store selects concurrent
+        # marking; the other modes force one.
+        env["GODEBUG"] = "gcconcurrent=%d" % (GORT_MODE == "concurrent")
     code, secs, maxrss, out, err = benchrun.run_proc([exe] + args, env, timeout)
     text = out + err
     vals = {}
@@ -409,9 +409,10 @@ def main():
     ap.add_argument("--no-install", action="store_true",
                     help="never apt-get install golang-go, libgc-dev or gnuplot")
     ap.add_argument("--via", default="", help="the make target that started this, for the report")
-    ap.add_argument("--gort-mode", choices=("concurrent", "stw"), default="stw",
-                    help="how gort marks: with the world stopped (default, gort's default) or "
-                         "concurrently (GODEBUG=gcconcurrent=1, experimental)")
+    ap.add_argument("--gort-mode", choices=("default", "concurrent", "stw"), default="default",
+                    help="how gort marks: as it chooses (default: concurrently, since the programs "
+                         "use gort_store), concurrently (GODEBUG=gcconcurrent=1) or with the world "
+                         "stopped (GODEBUG=gcconcurrent=0)")
     args = ap.parse_args()
     global GORT_MODE
     GORT_MODE = args.gort_mode
@@ -514,8 +515,10 @@ def main():
     md.append("- Command: `%s`%s" % (command, " (via `%s`)" % args.via if args.via else ""))
     md.append("- Mode: %s, %.0f s of benchmarking" % ("quick (smaller counts)" if args.quick else "full", elapsed))
     md.append("- Environment of every run: GOMAXPROCS=P, GC_MARKERS=P (Boehm's marker threads), GOGC=100")
-    md.append("- gort's marking: %s" % ("concurrent (GODEBUG=gcconcurrent=1)" if GORT_MODE == "concurrent"
-                                        else "stop-the-world (the default mode)"))
+    md.append("- gort's marking: %s" % {
+        "default": "gort's default: concurrent, selected by the programs' use of gort_store",
+        "concurrent": "concurrent (GODEBUG=gcconcurrent=1)",
+        "stw": "stop-the-world (GODEBUG=gcconcurrent=0)"}[GORT_MODE])
     md.append("- Load average (1, 5, 15 min) before: %s, after: %s (other work on the machine makes the "
               "figures noisier; see every run below)\n" % (load_start, loadavg()))
     md.append(table(rows))

@@ -240,7 +240,7 @@ static bool report(void)
 static __attribute__((noinline)) void check_stopped(void)
 {
     gc_spill_registers();
-    stw_stop(gc_current_sp());
+    stw_stop(gc_current_sp(), false);
     each_span(false, prepare_span, NULL);
     each_span(true, mark_ptrbits, NULL);
     gc_mark_leaks();

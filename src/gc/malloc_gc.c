@@ -160,9 +160,16 @@ static struct mspan *span_fresh(unsigned gcc)
 
 /* A span of class gcc with a free object, swept (Go's mcentral.cacheSpan):
  * a swept partial span, else sweep unswept ones until one has room, else a
- * fresh one.  NULL when out of memory.  *claimed: the caller holds a sweep
- * claim on it (sweep_release once it is cached or placed). */
-static struct mspan *gcentral_cacheSpan(unsigned gcc, bool *claimed)
+ * fresh one.  NULL when out of memory.
+ *
+ * The span comes *held*: counted in gcheap.nsweeping, as a sweeper counts
+ * the span it claimed, until the caller has cached or placed it
+ * (sweep_release).  No cycle can start meanwhile (finishsweep waits), so a
+ * span held privately misses at most the one cycle that was already under
+ * way: were it to miss two, the second mark would find the first one's
+ * marks still in its bitmap, take them for its own, and never scan those
+ * objects. */
+static struct mspan *gcentral_cacheSpan(unsigned gcc)
 {
     struct gcentral *c = &gcheap.central[gcc];
     for (int budget = 100; budget > 0; budget--) {
@@ -171,19 +178,20 @@ static struct mspan *gcentral_cacheSpan(unsigned gcc, bool *claimed)
          * section runs. */
         uint32_t sg = sweepgen_now();
         struct mspan *s = spanlist_pop(&c->partial[sweptIndex(sg)]);
-        *claimed = false;
-        if (!s && !gc_marking()) {
+        bool swept = s != NULL;
+        if (swept) {
+            __atomic_add_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+        } else if (!gc_marking()) {
             s = spanlist_pop(&c->partial[sweptIndex(sg) ^ 1]);
             if (!s)
                 s = spanlist_pop(&c->full[sweptIndex(sg) ^ 1]);
             if (s && !span_claim(s, sg))
                 throw("gc: unswept list holds a span in the wrong sweep state");
-            *claimed = s != NULL;
         }
         central_unlock(&c->lock);
         if (!s)
             break;
-        if (!*claimed)
+        if (swept)
             return s;
         if (!span_sweep(s)) {
             sweep_release();              /* emptied: back to the heap */
@@ -194,8 +202,11 @@ static struct mspan *gcentral_cacheSpan(unsigned gcc, bool *claimed)
         gcentral_place(s);
         sweep_release();
     }
-    *claimed = false;
-    return span_fresh(gcc);
+    __atomic_add_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+    struct mspan *s = span_fresh(gcc);
+    if (!s)
+        sweep_release();
+    return s;
 }
 
 /* Installs s in slot gcc of c (inside a nosuspend section).  A cycle may
@@ -213,9 +224,11 @@ static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s, uint64
     return true;
 }
 
-/* A span that a cycle overtook between sweeping and installing: if it
- * holds nothing, it only needs its marks cleared; else a sweep.  NULL when
- * it has no room left (then placed) or was freed. */
+/* A held span that a cycle overtook between sweeping and installing (one
+ * already past its finishsweep when the span was taken): if it holds
+ * nothing, it only needs its marks cleared; else a sweep.  Returns s still
+ * held, or NULL when it had no room left (placed) or was freed (released
+ * either way). */
 static struct mspan *span_refresh(struct mspan *s)
 {
     if (s->allocCount == 0) {
@@ -227,9 +240,7 @@ static struct mspan *span_refresh(struct mspan *s)
         gcnosuspend_exit();
         return s;
     }
-    /* (span_sweep waits if a concurrent mark runs: this thread held s
-     * across a cycle's end, and the next may have begun.) */
-    __atomic_add_fetch(&gcheap.nsweeping, 1, __ATOMIC_ACQ_REL);
+    /* (span_sweep waits if that cycle's concurrent mark still runs.) */
     uint32_t sg = sweepgen_now();
     s->sweepgen = sg - 1;
     bool kept = span_sweep(s);
@@ -237,7 +248,8 @@ static struct mspan *span_refresh(struct mspan *s)
         gcentral_place(s);
         kept = false;
     }
-    sweep_release();
+    if (!kept)
+        sweep_release();
     return kept ? s : NULL;
 }
 
@@ -268,22 +280,17 @@ static bool gc_refill(struct mcache *c, unsigned gcc, uint64_t *got)
         uncache_span(c, gcc, sweepgen_now());
     gcnosuspend_exit();
     for (;;) {
-        bool claimed;
-        struct mspan *s = gcentral_cacheSpan(gcc, &claimed);
+        struct mspan *s = gcentral_cacheSpan(gcc);   /* held */
         if (!s)
             return false;
         while (s) {
             gcnosuspend_enter();
             bool ok = install_span(c, gcc, s, got);
             gcnosuspend_exit();
-            if (claimed) {
-                /* No cycle can start while the claim is held, so the span
-                 * was installed. */
+            if (ok) {
                 sweep_release();
-                claimed = false;
-            }
-            if (ok)
                 return true;
+            }
             s = span_refresh(s);
         }
     }
@@ -641,6 +648,8 @@ GORT_API void *gort_new_typed(const gort_type *t)
  * as the store, so a stop never falls between the check and the store. */
 GORT_API void gort_store(void **slot, void *val)
 {
+    if (__builtin_expect(!__atomic_load_n(&gcModeChosen, __ATOMIC_RELAXED), 0))
+        gc_set_mode(true, false);
     gcnosuspend_enter();
     if (__builtin_expect(gc_marking(), 0)) {
         uintptr_t pair[2] = {(uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED), (uintptr_t)val};
@@ -659,14 +668,3 @@ GORT_API void gort_store(void **slot, void *val)
     __atomic_store_n(slot, val, __ATOMIC_RELAXED);
     gcnosuspend_exit();
 }
-
-GORT_API bool gort_set_gc_concurrent(bool on)
-{
-    gcinit_once();
-    gort_lock(&gcLock);
-    bool old = gcConcurrent;
-    gcConcurrent = on;
-    gort_unlock(&gcLock);
-    return old;
-}
-

@@ -184,7 +184,8 @@ void gc_params_init(void)
         else
             gcheap.memoryLimit = lim;
     }
-    gcConcurrent = debug.gcconcurrent != 0;
+    gcConcurrent = debug.gcconcurrent == 1;
+    gcModeChosen = debug.gcconcurrent >= 0;
     set_goal(0);
 }
 
@@ -237,6 +238,28 @@ GORT_API int gort_set_gc_percent(int percent)
     gort_unlock(&gcLock);
     gc_maybe_start();
     return old;
+}
+
+/* Sets the marking mode and returns the old one; !explicit_ (the program's
+ * first gort_store) only while the program has not chosen.  The trigger
+ * moves with the mode. */
+bool gc_set_mode(bool concurrent, bool explicit_)
+{
+    gcinit_once();
+    gort_lock(&gcLock);
+    bool old = gcConcurrent;
+    if (explicit_ || !gcModeChosen) {
+        __atomic_store_n(&gcModeChosen, true, __ATOMIC_RELAXED);
+        __atomic_store_n(&gcConcurrent, concurrent, __ATOMIC_RELEASE);
+        set_goal(gcheap.heapMarked);
+    }
+    gort_unlock(&gcLock);
+    return old;
+}
+
+GORT_API bool gort_set_gc_concurrent(bool on)
+{
+    return gc_set_mode(on, true);
 }
 
 GORT_API int64_t gort_set_memory_limit(int64_t bytes)
@@ -350,6 +373,7 @@ static void gctrace_line(const struct cycletimes *ct, int nproc, uint64_t heap0,
 
 uint32_t gcphase;
 bool gcConcurrent;
+bool gcModeChosen;
 
 /* ---- Pieces both modes share ------------------------------------------ */
 
@@ -411,7 +435,7 @@ static __attribute__((noinline)) void stopped_phase(int nworkers, uint64_t *tSto
                                                     uint64_t *tMark)
 {
     gc_spill_registers();
-    stw_stop(gc_current_sp());
+    stw_stop(gc_current_sp(), false);
     *tStop = os_nanotime();
     uint64_t marked = gc_mark(nworkers, debug.gccheckmark != 0);
     *tMark = os_nanotime();
@@ -471,10 +495,11 @@ static void collect_concurrent(bool forced)
     int nproc = gort_gomaxprocs();
     int nbg = nproc / 4 > 1 ? nproc / 4 : 1;
     gc_prepare_workers(nproc);
+    gc_snapshot_prepare();
 
     lock_world();
     uint64_t t0 = os_nanotime();
-    stw_stop(0);
+    stw_stop(0, true);
     gc_mark_start();
     __atomic_store_n(&gcphase, _GCmark, __ATOMIC_RELEASE);
     stw_start();
@@ -486,7 +511,7 @@ static void collect_concurrent(bool forced)
 
     lock_world();
     uint64_t t3 = os_nanotime();
-    stw_stop(0);
+    stw_stop(0, true);
     uint64_t heap1 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     uint64_t marked = gc_mark_finish(nproc, debug.gccheckmark != 0);
     uint64_t black = 0;

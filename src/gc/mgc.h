@@ -93,6 +93,10 @@ static inline bool gc_marking(void)
     return __atomic_load_n(&gcphase, __ATOMIC_RELAXED) == _GCmark;
 }
 extern bool gcConcurrent;        /* concurrent mode (gort_set_gc_concurrent) */
+/* The program chose the mode (GODEBUG=gcconcurrent, gort_set_gc_concurrent);
+ * until it does, its first gort_store selects the concurrent mode. */
+extern bool gcModeChosen;
+bool gc_set_mode(bool concurrent, bool explicit_);
 
 extern rtmutex gcLock;           /* one cycle at a time */
 extern bool gcInited;
@@ -176,6 +180,8 @@ uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintpt
  * stopped again, shades every cache's write-barrier buffer and drains
  * what is left; returns the bytes marked over the whole cycle. */
 void gc_mark_start(void);
+/* Before the first stop: room for gc_mark_start's copy of the roots. */
+void gc_snapshot_prepare(void);
 void gc_mark_concurrent(int nworkers);
 uint64_t gc_mark_finish(int nworkers, bool checkmark);
 /* Mark assist (Go's gcAssistAlloc): the calling thread allocated bytes

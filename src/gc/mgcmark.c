@@ -52,7 +52,7 @@
 #include <string.h>
 
 #define WORKBUF_N   500
-#define OBLET_BYTES (128 * 1024)
+#define OBLET_BYTES (32 * 1024)
 #define ROOT_CHUNK  (64 * 1024)
 #define MAX_WORKERS 16
 
@@ -78,6 +78,7 @@ static struct {
     struct workbuf *full, *empty;
     uint32_t nfull;               /* atomic */
     uint32_t nwait;               /* atomic: workers out of work */
+    uint32_t nassisting;          /* atomic: mark assists holding work */
     uint32_t nworkers;
     uint32_t phase;               /* futex: helpers start a mark on a change */
     uint32_t ndone;               /* futex: helpers finished */
@@ -406,7 +407,11 @@ static void drain(struct gcw *w)
                 __atomic_sub_fetch(&work.nwait, 1, __ATOMIC_ACQ_REL);
                 break;
             }
-            if (__atomic_load_n(&work.nwait, __ATOMIC_ACQUIRE) == work.nworkers)
+            /* Done when every worker is out of work and no assist holds
+             * some (it would hand back what it did not finish). */
+            if (__atomic_load_n(&work.nwait, __ATOMIC_SEQ_CST) == work.nworkers &&
+                __atomic_load_n(&work.nassisting, __ATOMIC_SEQ_CST) == 0 &&
+                __atomic_load_n(&work.nfull, __ATOMIC_SEQ_CST) == 0)
                 return;
             if (spins > 50)
                 sched_yield();
@@ -442,9 +447,8 @@ static uint32_t nhelpers;   /* helper threads started */
 
 static void start_helpers(uint32_t want)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    gc_block_signals(&old);
     __atomic_store_n(&helperStartPhase, __atomic_load_n(&work.phase, __ATOMIC_ACQUIRE),
                      __ATOMIC_RELEASE);
     while (nhelpers < want) {
@@ -475,15 +479,94 @@ void gcmark_after_fork_child(void)
 
 /* ---- Roots ------------------------------------------------------------- */
 
+/* A concurrent cycle needs the roots' contents as of its first stop, but
+ * scanning them there would put the whole root scan inside the pause.
+ * Copying is several times faster than scanning: the stop copies every
+ * root range into snapshot chunks (mmap'd, kept from cycle to cycle), and
+ * the copies are scanned as ordinary work once the world runs again. */
+struct snapchunk {
+    struct snapchunk *next;
+    size_t used, cap;             /* bytes of data after the header */
+};
+static struct snapchunk *snapChunks;   /* all of them */
+static size_t snapLastUsed;            /* bytes the last snapshot took */
+#define SNAP_CHUNK (1u << 20)
+
+static struct snapchunk *snap_newchunk(size_t cap)
+{
+    struct snapchunk *c = os_alloc(sizeof *c + cap);
+    if (!c)
+        return NULL;
+    c->cap = cap;
+    c->used = 0;
+    c->next = snapChunks;
+    snapChunks = c;
+    return c;
+}
+
+static void snap_reset(void)
+{
+    for (struct snapchunk *c = snapChunks; c; c = c->next)
+        c->used = 0;
+}
+
+/* Before the stop: room for the coming snapshot, the last one's size and a
+ * quarter (or the globals, the first time), touched now so that its page
+ * faults do not land in the pause. */
+void gc_snapshot_prepare(void)
+{
+    size_t need = snapLastUsed + snapLastUsed / 4;
+    if (need == 0) {
+        for (size_t i = 0; i < nglobals; i++)
+            need += globals[i].n;
+        need += 256u << 10;
+    }
+    size_t have = 0;
+    for (struct snapchunk *c = snapChunks; c; c = c->next)
+        have += c->cap;
+    if (have >= need)
+        return;
+    size_t cap = need - have > SNAP_CHUNK ? (need - have + 0xffff) & ~(size_t)0xffff : SNAP_CHUNK;
+    struct snapchunk *c = snap_newchunk(cap);
+    if (c)
+        memset(c + 1, 0, cap);
+}
+
+/* Room for n bytes (8-aligned), or NULL when memory is short (then the
+ * range is scanned at once, as before). */
+static uintptr_t snap_alloc(size_t n)
+{
+    struct snapchunk *c;
+    for (c = snapChunks; c; c = c->next)
+        if (c->cap - c->used >= n)
+            break;
+    if (!c)
+        c = snap_newchunk(n > SNAP_CHUNK ? (n + 0xffff) & ~(size_t)0xffff : SNAP_CHUNK);
+    if (!c)
+        return 0;
+    uintptr_t p = (uintptr_t)(c + 1) + c->used;
+    c->used += n;
+    snapLastUsed += n;
+    return p;
+}
+
 static void put_range(struct gcw *w, uintptr_t lo, uintptr_t hi)
 {
+    lo = (lo + 7) & ~(uintptr_t)7;
+    hi &= ~(uintptr_t)7;
+    if (hi <= lo)
+        return;
     if (work.rootsNow) {
         /* Their contents as of this stop: the world will change them. */
-        if (hi > lo)
+        uintptr_t copy = snap_alloc(hi - lo);
+        if (!copy) {
             scanblock(w, lo, hi - lo);
-        return;
+            return;
+        }
+        memcpy((void *)copy, (const void *)lo, hi - lo);
+        hi = copy + (hi - lo);
+        lo = copy;
     }
-    lo = (lo + 7) & ~(uintptr_t)7;
     while (lo < hi) {
         uintptr_t n = hi - lo < ROOT_CHUNK ? hi - lo : ROOT_CHUNK;
         gcw_put(w, lo, n);
@@ -860,6 +943,8 @@ void gc_mark_start(void)
     work.checkmark = false;
     __atomic_store_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&work.scanDone, 0, __ATOMIC_RELAXED);
+    snap_reset();
+    snapLastUsed = 0;
     /* What the assists pay towards: the last mark's scan work (for the
      * first cycle, the heap so far). */
     uint64_t expected = gcLastScanWork ? gcLastScanWork : gcheap.heapLive;
@@ -878,6 +963,11 @@ void gc_mark_concurrent(int nworkers)
     uint32_t n = workers_ready(nworkers);
     reset_workers(n);
     cycleMarked += mark_drain(n);
+    /* Write-barrier buffers flushed while the workers finished: mark
+     * that now rather than in the second stop (a few rounds at most, as in
+     * Go's gcMarkDone; what the caches still buffer waits for the stop). */
+    for (int round = 0; round < 4 && __atomic_load_n(&work.nfull, __ATOMIC_ACQUIRE); round++)
+        cycleMarked += mark_drain(n);
 }
 
 uint64_t gc_mark_finish(int nworkers, bool checkmark)
@@ -918,8 +1008,10 @@ static __thread uint32_t assistGen;
 static uint64_t assist_slice(void)
 {
     gcnosuspend_enter();
+    __atomic_add_fetch(&work.nassisting, 1, __ATOMIC_SEQ_CST);
     struct workbuf *b = gc_marking() ? getfull() : NULL;
     if (!b) {
+        __atomic_sub_fetch(&work.nassisting, 1, __ATOMIC_SEQ_CST);
         gcnosuspend_exit();
         return 0;
     }
@@ -927,6 +1019,12 @@ static uint64_t assist_slice(void)
     struct workitem it;
     while (w.scanned < ASSIST_SLICE && w.buf->n) {
         it = w.buf->items[--w.buf->n];
+        /* A long range or oblet is cut to the slice, the rest put back:
+         * a stop waits for this section to end. */
+        if (it.n > ASSIST_SLICE) {
+            gcw_put(&w, it.p + ASSIST_SLICE, it.n - ASSIST_SLICE);
+            it.n = ASSIST_SLICE;
+        }
         scanitem(&w, it);
     }
     if (w.buf->n)
@@ -936,6 +1034,7 @@ static uint64_t assist_slice(void)
     uint64_t done = w.scanned;
     publish_scan(&w);
     __atomic_add_fetch(&work.shadeMarked, w.bytesMarked, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&work.nassisting, 1, __ATOMIC_SEQ_CST);
     gcnosuspend_exit();
     return done ? done : 1;
 }

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -49,15 +50,50 @@ static struct {
     uint32_t epoch;      /* the current or last stop */
     uint32_t released;   /* the last stop that has ended (futex word) */
     uint32_t acks;       /* threads stopped in this epoch (futex word) */
+    uint32_t sleepers;   /* stopped threads asleep on released */
+    uint32_t spinNs;     /* how long a stopped thread spins before sleeping */
 } stw;
+
+/* A stopped thread spins a little before it sleeps: the pauses of the
+ * concurrent mode end sooner, and then the restart needs no futex wake (a
+ * system call that can cost the collector its CPU to the thread it wakes,
+ * and the woken thread its wake-up latency).  Long stops (marking with the
+ * world stopped) spin only briefly: the CPU is the mark's. */
+#define SPIN_BRIEF_NS (250 * 1000)
+#define SPIN_LONG_NS (20 * 1000)
+
+/* One round of a wait that spins: a pause at first, then sched_yield,
+ * so that a spinner never keeps the thread it waits for off a shared CPU. */
+static void spin_once(unsigned *round)
+{
+    if (++*round < 64) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield();
+    }
+}
 
 static void wait_released(uint32_t epoch)
 {
+    uint64_t spinUntil = os_nanotime() + __atomic_load_n(&stw.spinNs, __ATOMIC_RELAXED);
+    unsigned round = 0;
     for (;;) {
-        uint32_t r = __atomic_load_n(&stw.released, __ATOMIC_ACQUIRE);
+        uint32_t r = __atomic_load_n(&stw.released, __ATOMIC_SEQ_CST);
         if ((int32_t)(r - epoch) >= 0)
             break;
-        os_futex_wait(&stw.released, r, -1);
+        if (os_nanotime() < spinUntil) {
+            spin_once(&round);
+            continue;
+        }
+        /* Counted before the last look at released, so that the restart
+         * either sees a sleeper or this thread sees the release. */
+        __atomic_add_fetch(&stw.sleepers, 1, __ATOMIC_SEQ_CST);
+        r = __atomic_load_n(&stw.released, __ATOMIC_SEQ_CST);
+        if ((int32_t)(r - epoch) < 0)
+            os_futex_wait(&stw.released, r, -1);
+        __atomic_sub_fetch(&stw.sleepers, 1, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -230,9 +266,10 @@ void gcthread_unregister(void)
     gort_free(t);
 }
 
-void stw_stop(uintptr_t sp)
+void stw_stop(uintptr_t sp, bool brief)
 {
     gort_lock(&regLock);
+    __atomic_store_n(&stw.spinNs, brief ? SPIN_BRIEF_NS : SPIN_LONG_NS, __ATOMIC_RELAXED);
     uint32_t epoch = __atomic_add_fetch(&stw.epoch, 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&stw.acks, 0, __ATOMIC_RELEASE);
     pid_t pid = getpid();
@@ -258,15 +295,14 @@ void stw_stop(uintptr_t sp)
             t->stopped = epoch;
         }
     }
-    uint64_t spinUntil = os_nanotime() + 50 * 1000;
+    uint64_t spinUntil = os_nanotime() + 200 * 1000;
+    unsigned round = 0;
     for (;;) {
         uint32_t n = __atomic_load_n(&stw.acks, __ATOMIC_ACQUIRE);
         if (n >= want)
             break;
         if (os_nanotime() < spinUntil) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
+            spin_once(&round);
             continue;
         }
         os_futex_wait(&stw.acks, n, 10 * 1000 * 1000);
@@ -282,9 +318,18 @@ void stw_start(void)
         __atomic_compare_exchange_n(&t->blocked, &held, gcBlocked, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_RELAXED);
     }
-    __atomic_store_n(&stw.released, stw.epoch, __ATOMIC_RELEASE);
-    os_futex_wake(&stw.released, INT32_MAX);
+    __atomic_store_n(&stw.released, stw.epoch, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&stw.sleepers, __ATOMIC_SEQ_CST) != 0)
+        os_futex_wake(&stw.released, INT32_MAX);
     gort_unlock(&regLock);
+}
+
+void gc_block_signals(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIG_SUSPEND);
+    pthread_sigmask(SIG_SETMASK, &all, old);
 }
 
 void gc_start_thread(void *(*fn)(void *), void *arg, const char *what)
@@ -293,9 +338,8 @@ void gc_start_thread(void *(*fn)(void *), void *arg, const char *what)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    gc_block_signals(&old);
     int err = pthread_create(&t, &attr, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);

@@ -22,6 +22,7 @@
 #define GORT_GC_STW_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -85,11 +86,21 @@ void gcthread_register_m(void **g0sp);
 void gcthread_unregister(void);
 
 /* Stops every registered thread but the caller (who is recorded as stopped
- * at its own stack pointer, sp), and restarts them.  stw_stop takes the
- * registry lock; stw_start drops it. */
-void stw_stop(uintptr_t sp);
+ * at its own stack pointer, sp), and restarts them.  brief: the stop is
+ * expected to last well under a millisecond (the stopped threads spin
+ * rather than sleep).  stw_stop takes the registry lock; stw_start drops
+ * it. */
+void stw_stop(uintptr_t sp, bool brief);
+/* Blocks every signal but the stop's in the calling thread (*old: the mask
+ * it had), around pthread_create: the new thread starts with that mask, so
+ * no program signal lands on it before it is ready, while the creating
+ * thread can still be stopped (thread creation takes long enough to show
+ * in a pause; a new thread is registered only later, and the stop's
+ * handler ignores unregistered threads). */
+void gc_block_signals(sigset_t *old);
 /* Starts one of the collector's own threads (controller, sweeper), detached
- * and with every signal blocked: it is not a mutator and is never stopped.
+ * and with every signal but the stop's blocked: it is not a mutator and is
+ * never stopped.
  * Aborts with "gort: fatal error: <what>" if the thread cannot be made. */
 void gc_start_thread(void *(*fn)(void *), void *arg, const char *what);
 

@@ -18,6 +18,7 @@ struct godebug debug = {
     .scheddetail = 0,
     .asyncpreempt = 0,
     .memprofilerate = -1,
+    .gcconcurrent = -1,
 };
 
 struct knob {

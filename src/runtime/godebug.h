@@ -23,7 +23,7 @@ struct godebug {
     int gctrace;             /* 1: a line per collection on stderr */
     int gccheckmark;         /* 1: verify each mark with a second, stopped one */
     int leakcheck;           /* 1: report unreachable malloc blocks at exit */
-    int gcconcurrent;        /* 1: mark concurrently (gort_set_gc_concurrent) */
+    int gcconcurrent;        /* 1: mark concurrently, 0: stopped; -1: unset (gort_set_gc_concurrent) */
     char trace[1024];        /* trace=FILE: execution trace written there ("": off) */
 };
 

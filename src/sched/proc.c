@@ -1515,10 +1515,10 @@ static void newm(void (*fn)(void), struct p *pp, bool spinning)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 << 10);
     /* New threads start with every signal blocked until they are ready
-     * (mstart then applies the program's mask). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+     * (mstart then applies the program's mask); all but the collector's,
+     * which an unregistered thread ignores. */
+    sigset_t old;
+    gc_block_signals(&old);
     int err = pthread_create(&mp->thread, &attr, mstart, mp);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
