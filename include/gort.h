@@ -415,14 +415,20 @@ GORT_API int64_t gort_memprofile_rate(void);
  * object kept only in malloc'd memory does not keep it.  Thread-local
  * variables are not scanned either.
  *
- * By default marking stops the world: every registered thread is stopped
- * (by signal), the heap is marked in parallel on GOMAXPROCS threads, and the
- * threads restart; memory is then swept lazily and by a background thread.
- * Any C code is safe in this mode.  gort_set_gc_concurrent(true) selects
- * Go's concurrent marking (experimental), which needs gort_store for every
- * store that overwrites a pointer inside a collected object.  A stopped
- * thread's blocking system call may return EINTR (as under the Boehm GC);
- * gort's own calls retry.
+ * Two marking modes.  Concurrent marking, Go's, stops the world twice per
+ * cycle for a few tens of microseconds (the roots are copied at the first
+ * stop, the heap is marked while the program runs, with mark assists
+ * charged to allocating threads, and the second stop finishes); it needs
+ * every store that overwrites a pointer inside a collected object to go
+ * through gort_store.  Stop-the-world marking stops every registered
+ * thread (by signal) for the whole mark, in parallel on GOMAXPROCS
+ * threads: pauses grow with the live heap, but any C code is safe.  The
+ * mode is stop-the-world until the program's first gort_store, which
+ * selects concurrent marking, unless the program chose
+ * (gort_set_gc_concurrent, GODEBUG=gcconcurrent=0|1).  Either way memory
+ * is swept lazily and by a background thread.  A stopped thread's blocking
+ * system call may return EINTR (as under the Boehm GC); gort's own calls
+ * retry.
  *
  * Pacing is Go's: a cycle starts when the heap has grown GOGC percent
  * (default 100) over the live heap plus stacks and globals (at least
@@ -470,9 +476,12 @@ GORT_API GORT_MALLOC_ATTR void *gort_new_array(const gort_type *t, size_t n);
  * keeps what it points to and is freed with free()/gort_free. */
 GORT_API GORT_MALLOC_ATTR void *gort_malloc_uncollectable(size_t size);
 
-/* *slot = val with the write barrier (Go's hybrid barrier in the
- * concurrent mode).  Use it for every pointer store into a collected
- * object or a global from code that may run during marking. */
+/* *slot = val with the write barrier (Go's hybrid barrier: while a
+ * concurrent mark runs, the old value and the new one are shaded).  Use it
+ * for every store that overwrites a pointer inside a collected object;
+ * stores into stacks, globals, registered roots and uncollectable blocks,
+ * and into a fresh object's still empty fields, need not.  A program's
+ * first call selects concurrent marking, unless it chose a mode. */
 GORT_API void gort_store(void **slot, void *val);
 
 /* runtime.GC: runs a full collection and returns when it is swept. */
@@ -524,17 +533,21 @@ GORT_API gort_weak *gort_weak_make(void *obj);
 GORT_API void *gort_weak_get(gort_weak *w);
 GORT_API void gort_weak_free(gort_weak *w);
 
-/* Chooses how the heap is marked and returns the previous choice:
- *   false (the default): with the world stopped, in parallel.  Safe for any
- *     C code; pauses grow with the live heap.
- *   true: concurrently, as Go does (experimental: no mark assists yet, so
- *     the heap can overshoot its goal; see docs/DESIGN.md).  Only the roots
- *     (stacks, registers, globals, registered ranges, uncollectable blocks)
- *     are scanned with the world stopped; the heap is marked while the program runs, and a second
- *     short stop finishes.  The program must make every store that
- *     overwrites a pointer inside a collected object through gort_store
- *     (stores into objects fresh from gort_new, before anything else can see
- *     them, need not).  GODEBUG=gcconcurrent=1 sets it at start-up. */
+/* Chooses how the heap is marked and returns the previous mode:
+ *   true: concurrently, as Go does.  The roots (stacks, registers, globals,
+ *     registered ranges, uncollectable blocks) are copied with the world
+ *     stopped; the heap is marked while the program runs, by a background
+ *     worker and by assists that allocating threads pay in proportion to
+ *     what they allocate; a second short stop finishes.  The program must
+ *     make every store that overwrites a pointer inside a collected object
+ *     through gort_store.
+ *   false: with the world stopped, in parallel.  Safe for any C code;
+ *     pauses grow with the live heap.
+ * Without a choice, a program marks with the world stopped until its first
+ * gort_store, which selects concurrent marking: a program written for the
+ * concurrent mode should choose it before its first allocation, so that no
+ * cycle before that store stops the world for long.  The choice sticks;
+ * GODEBUG=gcconcurrent=1 or =0 makes it at start-up. */
 GORT_API bool gort_set_gc_concurrent(bool on);
 
 /* debug.SetGCPercent: sets GOGC (negative: off) and returns the old value. */

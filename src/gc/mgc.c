@@ -13,9 +13,12 @@
  *                      span unswept at once), set the next goal, restart;
  *   sweep              lazily, by allocation and the background sweeper
  *                      (mgcsweep.c).
- * Everything from the stop to the restart is the pause.  gort marks with
- * the world stopped (Go's concurrent mark needs the write barrier in every
- * pointer store, which plain C code does not make).
+ * Everything from the stop to the restart is the pause.  That is the
+ * stop-the-world mode, safe for any C code.  The concurrent mode (Go's,
+ * for programs that use gort_store; the default once they call it) stops
+ * twice: once to copy the roots, once to finish, with the mark between the
+ * two running beside the program on a controller thread, helped by mark
+ * assists (collect_concurrent below; mgcmark.c).
  *
  * The pacer is Go's: after a cycle that found `live` bytes reachable, the
  * next starts when collected objects reach

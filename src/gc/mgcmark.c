@@ -11,13 +11,13 @@
  * A work item is (p, n):
  *   n == 0        the object at p: scanned with its span's pointer map
  *                 (small scan spans) or its type (large ones); a large
- *                 object is split into 128 KiB oblets so no worker is stuck
+ *                 object is split into 32 KiB oblets so no worker is stuck
  *                 with one huge object while the others idle;
  *   p & 1         an oblet: n bytes of the large object at p & ~1;
  *   otherwise     n bytes at p scanned conservatively (roots).
  *
  * Roots, all conservative: every stopped thread's stack from its saved
- * stack pointer (registers are saved below it), every goroutine's stack
+ * stack pointer (registers are saved above it), every goroutine's stack
  * from its saved context, data and bss of every loaded object (found with
  * dl_iterate_phdr before the stop, as the loader's lock may be held by a
  * stopped thread), gort_add_roots ranges, uncollectable malloc blocks (G
@@ -27,6 +27,11 @@
  * A word is a pointer candidate when it falls in the heap's address range;
  * then span_of finds its span, and it keeps the object it points into if
  * the span is a collected one in use and the object is allocated.
+ *
+ * In a concurrent cycle the roots are copied at the first stop (their
+ * contents as of that instant: the snapshot) and the copies scanned after
+ * the restart, beside the program.  Allocating threads help with mark
+ * assists in proportion to what they allocate (gc_assist_alloc).
  *
  * GODEBUG=gccheckmark=1 marks everything a second time into separate bits
  * and aborts on any object the second mark reached that the first missed.
