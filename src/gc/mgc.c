@@ -466,7 +466,9 @@ static void collect_stw(bool forced)
     stopped_phase(nproc, &tStop, &tMark);
     uint64_t tEnd = os_nanotime();
     unlock_world();
-    struct cycletimes ct = {start, tStop - start, tMark - tStop, tEnd - tMark,
+    /* gctrace's first figure is the stop itself, as Go's sweep-termination
+     * pause; the sweeping and set-up before it run with the world going. */
+    struct cycletimes ct = {start, tStop - t0, tMark - tStop, tEnd - tMark,
                             (tMark - tStop) * (uint64_t)nproc};
     uint64_t cpu = (tStop - t0 + tEnd - tMark) * (uint64_t)nproc + ct.markCPU + (t0 - start);
     cycle_done(&ct, tEnd - t0, cpu, nproc, heap0, heap0, forced);
@@ -528,7 +530,7 @@ static void collect_concurrent(bool forced)
     uint64_t t4 = os_nanotime();
     unlock_world();
 
-    struct cycletimes ct = {start, t1 - start, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg};
+    struct cycletimes ct = {start, t1 - t0, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg};
     uint64_t cpu = (t1 - t0 + t4 - t3) * (uint64_t)nproc + ct.markCPU + (t0 - start);
     cycle_done(&ct, (t1 - t0) + (t4 - t3), cpu, nproc, heap0, heap1, forced);
     gort_unlock(&gcLock);
