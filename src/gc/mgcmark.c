@@ -372,7 +372,8 @@ static void scanobject(struct gcw *w, uintptr_t p)
 
 static void scanitem(struct gcw *w, struct workitem it)
 {
-    scanning = it;
+    if (__builtin_expect(work.checkmark, 0))
+        scanning = it;   /* (only gccheckmark's report reads it) */
     if (it.n == 0)
         scanobject(w, it.p);
     else if (it.p & 1)
@@ -496,6 +497,10 @@ struct snapchunk {
 static struct snapchunk *snapChunks;   /* all of them */
 static size_t snapLastUsed;            /* bytes the last snapshot took */
 #define SNAP_CHUNK (1u << 20)
+/* Past this, roots are scanned in the stop as before the copy: a program
+ * with very many goroutines would otherwise need as much again for their
+ * stacks' copies. */
+#define SNAP_MAX ((size_t)64 << 20)
 
 static struct snapchunk *snap_newchunk(size_t cap)
 {
@@ -521,6 +526,8 @@ static void snap_reset(void)
 void gc_snapshot_prepare(void)
 {
     size_t need = snapLastUsed + snapLastUsed / 4;
+    if (need > SNAP_MAX)
+        need = SNAP_MAX;
     if (need == 0) {
         for (size_t i = 0; i < nglobals; i++)
             need += globals[i].n;
@@ -545,7 +552,7 @@ static uintptr_t snap_alloc(size_t n)
     for (c = snapChunks; c; c = c->next)
         if (c->cap - c->used >= n)
             break;
-    if (!c)
+    if (!c && snapLastUsed + n <= SNAP_MAX)
         c = snap_newchunk(n > SNAP_CHUNK ? (n + 0xffff) & ~(size_t)0xffff : SNAP_CHUNK);
     if (!c)
         return 0;
