@@ -32,6 +32,7 @@
 #include "gc/stw.h"
 #include "mem/mcache.h"
 #include "mem/mheap.h"
+#include "mem/scavenge.h"
 #include "os/os.h"
 #include "runtime/godebug.h"
 #include "runtime/print.h"
@@ -424,6 +425,11 @@ static void cycle_done(const struct cycletimes *ct, uint64_t pause, uint64_t cpu
     if (forced)
         stats.numforced++;
     specials_after_start();
+    /* Keep backed what the next cycle's heap will need and a tenth, beside
+     * everything else in use; the scavenger releases the rest. */
+    uint64_t goal = gcheap.goal, inuse = memory_in_use();
+    uint64_t other = inuse > gcheap.heapMarked ? inuse - gcheap.heapMarked : 0;
+    scavenge_set_retain_goal(goal == UINT64_MAX ? UINT64_MAX : other + goal + goal / 10);
     sweeper_kick();
     finq_wake();
     if (debug.gctrace)

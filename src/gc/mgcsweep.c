@@ -17,6 +17,7 @@
 #include "gc/mgc.h"
 #include "gc/stw.h"
 #include "mem/mheap.h"
+#include "mem/scavenge.h"
 #include "os/os.h"
 #include "runtime/print.h"
 
@@ -202,6 +203,7 @@ static void *bgsweep(void *arg)
         uint32_t seen = __atomic_load_n(&gcheap.sweepWake, __ATOMIC_ACQUIRE);
         while (sweepone())
             ;
+        scavenge_retain_check();
         os_futex_wait(&gcheap.sweepWake, seen, -1);
     }
     return NULL;

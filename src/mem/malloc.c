@@ -607,7 +607,7 @@ int gort_malloc_trim(size_t pad)
         return 0;
     /* Spans cached by this thread hold no free pages; everything free is in
      * mheap, and all of it goes. */
-    return scavenge_release(UINT64_MAX, NULL) > 0;
+    return scavenge_release(UINT64_MAX, NULL, UINT64_MAX) > 0;
 }
 
 /* ---- The libc names --------------------------------------------------- */

@@ -29,12 +29,16 @@ int scavenge_releases_zero(void)
     return debug.madvdontneed;
 }
 
-uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due)
+/* The collector's bound on memory kept backed (bytes; UINT64_MAX: none). */
+static uint64_t scav_retain_goal = UINT64_MAX;
+
+uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due, uint64_t limit)
 {
     uint64_t total = 0, next = UINT64_MAX;
-    for (;;) {
+    while (total < limit) {
         struct mspan *batch[SCAV_BATCH];
         int n = 0;
+        uint64_t taken = 0;
         next = UINT64_MAX;
         gort_lock(&mheap_.lock);
         for (int fl = 0; fl < HEAP_FL_COUNT && n < SCAV_BATCH; fl++) {
@@ -42,7 +46,7 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due)
                 continue;
             for (int sl = 0; sl < HEAP_SL_COUNT && n < SCAV_BATCH; sl++) {
                 struct mspan *s = mheap_.free[fl][sl], *nx;
-                for (; s && n < SCAV_BATCH; s = nx) {
+                for (; s && n < SCAV_BATCH && total + taken < limit; s = nx) {
                     nx = s->next;
                     if (s->scavenged)
                         continue;
@@ -54,6 +58,7 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due)
                     mheap_index_remove(s);
                     s->state = mSpanScavenging;
                     batch[n++] = s;
+                    taken += s->npages;
                 }
             }
         }
@@ -87,15 +92,32 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due)
     return total;
 }
 
+/* Pages backed beyond the collector's goal, released whatever their age. */
+static uint64_t over_retain_goal(void)
+{
+    uint64_t goal = __atomic_load_n(&scav_retain_goal, __ATOMIC_RELAXED);
+    if (goal == UINT64_MAX)
+        return 0;
+    uint64_t backed = __atomic_load_n(&mheap_.pagesInUse, __ATOMIC_RELAXED) +
+                      __atomic_load_n(&mheap_.pagesManual, __ATOMIC_RELAXED) +
+                      __atomic_load_n(&mheap_.pagesFree, __ATOMIC_RELAXED) -
+                      __atomic_load_n(&mheap_.pagesReleased, __ATOMIC_RELAXED);
+    goal >>= _PageShift;
+    return backed > goal ? backed - goal : 0;
+}
+
 static void *bgscavenge(void *arg)
 {
     (void)arg;
     for (;;) {
         uint32_t gen = __atomic_load_n(&scav_wakeup, __ATOMIC_ACQUIRE);
+        uint64_t over = over_retain_goal();
+        if (over)
+            scavenge_release(UINT64_MAX, NULL, over);
         uint64_t now = os_nanotime();
         uint64_t delay = (uint64_t)debug.scavengedelay;
         uint64_t next;
-        scavenge_release(now > delay ? now - delay : 0, &next);
+        scavenge_release(now > delay ? now - delay : 0, &next, UINT64_MAX);
         if (next == UINT64_MAX) {
             __atomic_store_n(&scav_parked, 1, __ATOMIC_SEQ_CST);
             os_futex_wait(&scav_wakeup, gen, -1);
@@ -161,7 +183,29 @@ void scavenge_kick(void)
     if (!__atomic_compare_exchange_n(&scav_lastrun, &last, now, 0,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
-    scavenge_release(now > delay ? now - delay : 0, NULL);
+    scavenge_release(now > delay ? now - delay : 0, NULL, UINT64_MAX);
+}
+
+void scavenge_retain_check(void)
+{
+    if (over_retain_goal() == 0)
+        return;
+    if (__atomic_load_n(&scav_started, __ATOMIC_ACQUIRE) == 0 && debug.scavenger)
+        start_background();
+    if (__atomic_load_n(&scav_started, __ATOMIC_ACQUIRE) == 1) {
+        /* Asleep or parked, the thread wakes on this word. */
+        __atomic_store_n(&scav_parked, 0, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&scav_wakeup, 1, __ATOMIC_RELEASE);
+        os_futex_wake(&scav_wakeup, 1);
+    } else {
+        scavenge_release(UINT64_MAX, NULL, over_retain_goal());
+    }
+}
+
+void scavenge_set_retain_goal(uint64_t bytes)
+{
+    __atomic_store_n(&scav_retain_goal, bytes, __ATOMIC_RELAXED);
+    scavenge_retain_check();
 }
 
 void scavenge_after_fork_child(void)

@@ -14,16 +14,32 @@
  * and parks on a futex when nothing is pending.  With GODEBUG=scavenger=0
  * (or if the thread cannot be started) the same work runs from the heap's
  * free path instead.  malloc_trim(0) releases everything at once.
+ *
+ * A program that collects also has a goal: after each cycle the collector
+ * says how much memory it expects to need (its heap goal and a tenth, plus
+ * what else is in use), and free pages backed beyond that are released
+ * without waiting for the delay, as Go's scavenger keeps retained memory
+ * near the heap goal.
  */
 #ifndef GORT_SCAVENGE_H
 #define GORT_SCAVENGE_H
 
 #include <stdint.h>
 
-/* Releases every free run that has been free since before cutoff (ns on the
- * monotonic clock; UINT64_MAX: all).  Returns the pages released; *next_due
- * (if not NULL) gets the earliest freeSince of the dirty runs left. */
-uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due);
+/* Releases free runs that have been free since before cutoff (ns on the
+ * monotonic clock; UINT64_MAX: all), about limit pages at most (UINT64_MAX:
+ * no limit).  Returns the pages released; *next_due (if not NULL) gets the
+ * earliest freeSince of the dirty runs left. */
+uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due, uint64_t limit);
+
+/* The collector's bound on the memory to keep backed (heap in use, stacks,
+ * free pages not yet released), set after each cycle: the background
+ * scavenger releases free pages above it at once, whatever their age (Go's
+ * scavenger goal: the heap goal and a tenth). */
+void scavenge_set_retain_goal(uint64_t bytes);
+/* Wakes the scavenger if memory backed is over that goal (the background
+ * sweeper calls it once a round of sweeping has freed spans). */
+void scavenge_retain_check(void);
 
 /* After pages were freed: start or wake the background scavenger. */
 void scavenge_kick(void);
