@@ -329,7 +329,7 @@ static inline void bits_put(uint64_t *bits, uintptr_t from, unsigned n, uint64_t
 {
     unsigned sh = (unsigned)(from & 63);
     uint64_t *w = &bits[from >> 6];
-    uint64_t m = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+    uint64_t m = ((uint64_t)2 << (n - 1)) - 1;   /* n low bits, n = 64 included */
     v &= m;
     w[0] = (w[0] & ~(m << sh)) | (v << sh);
     if (sh + n > 64) {
@@ -400,20 +400,24 @@ static struct mcache *gc_cache(bool *shared)
     return c;
 }
 
-/* Zeroes n bytes (a multiple of 8) at p: inline stores for the small
- * objects that dominate, where a call to memset costs as much as the rest
+/* Zeroes n bytes (8 <= n, a multiple of 8) at p: for the small objects
+ * that dominate, two overlapping stores of a fixed size (which the
+ * compiler emits inline), where a call to memset costs as much as the rest
  * of the allocation. */
 static inline void zero_object(void *p, size_t n)
 {
-    if (n > 128) {
-        memset(p, 0, n);
-        return;
-    }
-    uint64_t *q = p;
-    for (size_t i = 0; i < n / 8; i++) {
-        q[i] = 0;
-        /* (Keeps the compiler from turning the loop back into memset.) */
-        __asm__("" : "+r"(q));
+    char *c = p;
+    if (n <= 16) {
+        memset(c, 0, 8);
+        memset(c + n - 8, 0, 8);
+    } else if (n <= 32) {
+        memset(c, 0, 16);
+        memset(c + n - 16, 0, 16);
+    } else if (n <= 64) {
+        memset(c, 0, 32);
+        memset(c + n - 32, 0, 32);
+    } else {
+        memset(c, 0, n);
     }
 }
 
@@ -587,10 +591,11 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
                                                             const gort_type *t, size_t nelem)
 {
     struct mcache *c = tls_mcache;
-    /* A registered thread (so the collector is set up) with its own cache,
-     * and a small object that is not tiny. */
-    if (__builtin_expect(gctls.self != NULL && size - tinySize <= _MaxSmallSize - tinySize &&
-                             c != &mcache_bootstrap && c != &mcache_exited, 1)) {
+    /* A registered thread (so the collector is set up) and a small object
+     * that is not tiny.  (A thread without a cache of its own has the
+     * bootstrap or exited cache, whose slots all hold emptymspan, where
+     * nextFreeFast finds nothing.) */
+    if (__builtin_expect(gctls.self != NULL && size - tinySize <= _MaxSmallSize - tinySize, 1)) {
         unsigned gcc = gcclass_of(size_to_class(size), noscan);
         gcnosuspend_enter();
         struct mspan *s = c->gcalloc[gcc];
