@@ -75,13 +75,19 @@ int main(void)
     mheap_free(r);
 
     /* Release: afterwards every free page is released, and pages handed
-     * out again are known to be zero (needzero == 0). */
+     * out again are known to be zero (needzero == 0).  A limited release
+     * stops near its limit (a run is released whole). */
     struct mspan *d = mheap_alloc(64, 0, 0);
     memset((void *)d->startAddr, 0xab, 64 * _PageSize);
     uintptr_t dbase = d->startAddr;
     mheap_free(d);
     CHECK(arena_countReleased(dbase, 64) == 0);
-    scavenge_release(UINT64_MAX, NULL);
+    uint64_t dirty = mheap_.pagesFree - mheap_.pagesReleased;
+    CHECK(dirty >= 64);
+    uint64_t some = scavenge_release(UINT64_MAX, NULL, 1);
+    CHECKF(some >= 1 && mheap_.pagesFree - mheap_.pagesReleased < dirty, "released %llu",
+           (unsigned long long)some);
+    scavenge_release(UINT64_MAX, NULL, UINT64_MAX);
     CHECK(mheap_.pagesReleased == mheap_.pagesFree);
     CHECK(arena_countReleased(dbase, 64) == 64);
     struct mspan *e = mheap_alloc(64, 0, 0);
