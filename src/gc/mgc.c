@@ -224,18 +224,22 @@ static void set_goal(uint64_t live)
             goal = byLimit;
     }
     gcheap.goal = goal;
-    /* A concurrent mark starts 95 % of the way from the live heap to the
-     * goal (Go's highest trigger), and mark assists make the program pay
-     * for the mark as it allocates.  What it allocates while marking is
-     * black: it stays a cycle and counts in the next goal.  Starting
-     * earlier, with the assists paying against a longer runway, let the
-     * program allocate half again as much while marking and the goal grew
-     * to match (binary-trees 19: 30 MB marked, a 60 MB goal and 90-100 MB
-     * peak RSS, against 21, 42 and 75-80 MB at 95 %, for 10-15 % more
-     * time). */
+    /* A concurrent mark needs runway: it should end as the heap reaches the
+     * goal.  Go's pacer learns the trigger from the cycles before; here it
+     * is what the last mark let the program allocate, and an eighth, before
+     * the goal, kept between 30 % and 95 % of the way from the live heap
+     * (70 % before any concurrent cycle).  Assists absorb the error. */
     uint64_t trigger = goal;
-    if (gcConcurrent && goal != UINT64_MAX && goal > live)
-        trigger = live + (goal - live) / 20 * 19;
+    if (gcConcurrent && goal != UINT64_MAX && goal > live) {
+        uint64_t runway = goal - live;
+        uint64_t need = gcheap.markAlloc + gcheap.markAlloc / 8;
+        uint64_t lo = live + runway / 10 * 3, hi = live + runway / 20 * 19;
+        trigger = gcheap.markAlloc == 0 ? live + runway / 10 * 7 : goal > need ? goal - need : lo;
+        if (trigger < lo)
+            trigger = lo;
+        if (trigger > hi)
+            trigger = hi;
+    }
     __atomic_store_n(&gcheap.trigger, trigger, __ATOMIC_RELEASE);
 }
 
@@ -531,6 +535,7 @@ static void collect_concurrent(bool forced)
     uint64_t t3 = os_nanotime();
     stw_stop(0, true);
     uint64_t heap1 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
+    gcheap.markAlloc = heap1 > heap0 ? heap1 - heap0 : 0;
     uint64_t marked = gc_mark_finish(nproc, debug.gccheckmark != 0);
     uint64_t black = 0;
     for (struct mcache *c = allmcaches; c; c = c->allnext) {
