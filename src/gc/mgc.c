@@ -224,22 +224,11 @@ static void set_goal(uint64_t live)
             goal = byLimit;
     }
     gcheap.goal = goal;
-    /* A concurrent mark needs runway: it should end as the heap reaches the
-     * goal.  Go's pacer learns the trigger from the cycles before; here it
-     * is what the last mark let the program allocate, and an eighth, before
-     * the goal, kept between 30 % and 95 % of the way from the live heap
-     * (70 % before any concurrent cycle).  Assists absorb the error. */
+    /* A concurrent mark needs runway: start it 70 % of the way to the
+     * goal, so that it finishes before the heap gets there. */
     uint64_t trigger = goal;
-    if (gcConcurrent && goal != UINT64_MAX && goal > live) {
-        uint64_t runway = goal - live;
-        uint64_t need = gcheap.markAlloc + gcheap.markAlloc / 8;
-        uint64_t lo = live + runway / 10 * 3, hi = live + runway / 20 * 19;
-        trigger = gcheap.markAlloc == 0 ? live + runway / 10 * 7 : goal > need ? goal - need : lo;
-        if (trigger < lo)
-            trigger = lo;
-        if (trigger > hi)
-            trigger = hi;
-    }
+    if (gcConcurrent && goal != UINT64_MAX)
+        trigger = live + (goal - live) / 10 * 7;
     __atomic_store_n(&gcheap.trigger, trigger, __ATOMIC_RELEASE);
 }
 
@@ -535,7 +524,6 @@ static void collect_concurrent(bool forced)
     uint64_t t3 = os_nanotime();
     stw_stop(0, true);
     uint64_t heap1 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
-    gcheap.markAlloc = heap1 > heap0 ? heap1 - heap0 : 0;
     uint64_t marked = gc_mark_finish(nproc, debug.gccheckmark != 0);
     uint64_t black = 0;
     for (struct mcache *c = allmcaches; c; c = c->allnext) {

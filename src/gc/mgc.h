@@ -71,7 +71,6 @@ struct gcheap {
     uint64_t heapLive;           /* atomic */
     uint64_t heapMarked;
     uint64_t trigger;            /* atomic: start a cycle at this heapLive */
-    uint64_t markAlloc;          /* bytes allocated during the last concurrent mark */
     uint64_t goal;
     int32_t gcpercent;           /* GOGC; < 0: off */
     int64_t memoryLimit;         /* GOMEMLIMIT */

@@ -1058,18 +1058,15 @@ void gc_assist_alloc(uint64_t bytes)
         assistGen = gen;
         assistDebt = 0;
     }
-    /* Go's assist ratio: scan work left over heap left before the goal
-     * (the hard goal, a tenth above, once past it), recomputed at every
-     * charge so that background progress (or the lack of it) shows at
-     * once. */
+    /* Go's assist ratio: scan work left over heap left before the hard
+     * goal, recomputed at every charge so that background progress (or
+     * the lack of it) shows at once. */
     uint64_t done = __atomic_load_n(&work.scanDone, __ATOMIC_RELAXED);
     uint64_t expected = work.scanExpected;
     uint64_t left = expected > done ? expected - done : expected / 16;
     uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
-    uint64_t goal = gcheap.goal;
-    if (live >= goal)
-        goal += goal / 10;
-    uint64_t runway = goal > live ? goal - live : 0;
+    uint64_t hard = gcheap.goal + gcheap.goal / 10;
+    uint64_t runway = hard > live ? hard - live : 0;
     if (runway < (256u << 10))
         runway = 256u << 10;
     assistDebt += (int64_t)((double)bytes * (double)left / (double)runway);
