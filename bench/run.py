@@ -699,6 +699,42 @@ def hotpath(build, timeout=600):
     return lines, None
 
 
+def fmt_figure(v):
+    """A figure with three or four significant digits; — for none."""
+    if v is None:
+        return "—"
+    if v >= 1000:
+        return "%.0f" % v
+    if v >= 100:
+        return "%.1f" % v
+    if v >= 10:
+        return "%.2f" % v
+    return "%.3f" % v
+
+
+def machine_line():
+    """The CPU model, CPUs and kernel, in one line (bench/gc, bench/sched)."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d CPUs (nproc), kernel %s" % (model or "unknown CPU", len(os.sched_getaffinity(0)),
+                                               os.uname().release)
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def machine():
     model = ""
     for line in sh(["lscpu"]).splitlines():

@@ -235,40 +235,6 @@ def run_once(impl, exe, cmd, procs, timeout):
     return vals, None
 
 
-def fmt(v):
-    if v is None:
-        return "—"
-    if v >= 1000:
-        return "%.0f" % v
-    if v >= 100:
-        return "%.1f" % v
-    if v >= 10:
-        return "%.2f" % v
-    return "%.3f" % v
-
-
-def machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%s, %d CPUs (nproc), kernel %s" % (model or "unknown CPU", len(os.sched_getaffinity(0)),
-                                               os.uname().release)
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def pkg_version(pkg):
     return benchrun.sh(["dpkg-query", "-W", "-f", "${Version}", pkg]).strip()
 
@@ -441,7 +407,7 @@ def main():
     gcversion = pkg_version("libgc-dev") if "boehm" in exes else ""
 
     t_start = time.monotonic()
-    load_start = loadavg()
+    load_start = benchrun.loadavg()
     log("bench-gc: %s mode, %d runs each after a warm-up, alternating %s" % (
         "quick" if args.quick else "full", runs, ", ".join(IMPL_NAMES[n] for n in IMPL_NAMES if n in exes)))
     rows, raw, notes = [], [], {}
@@ -471,7 +437,7 @@ def main():
 
                 def text(name, v):
                     if v is not None:
-                        return fmt(v)
+                        return benchrun.fmt_figure(v)
                     return "FAILED" if fails.get(name) or name in exes else "not built"
                 res["gort_text"] = text(r["gort"], g)
                 res["go_text"] = text("go", o)
@@ -508,7 +474,7 @@ def main():
               "Every figure is a time, a size or a count, so **lower is better**, and a ratio below 1 means "
               "gort is faster or smaller.\n" % (" (`%s`)" % args.via if args.via else "", runs))
     md.append("- Date: %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
-    md.append("- Machine: %s" % machine())
+    md.append("- Machine: %s" % benchrun.machine_line())
     md.append("- Go: %s" % (goversion or "not installed"))
     md.append("- Boehm GC: %s" % ("Debian libgc-dev %s" % gcversion if gcversion else
                                   "built" if "boehm" in exes else "not built"))
@@ -520,7 +486,7 @@ def main():
         "concurrent": "concurrent (GODEBUG=gcconcurrent=1)",
         "stw": "stop-the-world (GODEBUG=gcconcurrent=0)"}[GORT_MODE])
     md.append("- Load average (1, 5, 15 min) before: %s, after: %s (other work on the machine makes the "
-              "figures noisier; see every run below)\n" % (load_start, loadavg()))
+              "figures noisier; see every run below)\n" % (load_start, benchrun.loadavg()))
     md.append(table(rows))
     if have_chart:
         md.append("![gort/Go and gort/Boehm, time and peak RSS](gc.png)\n")
@@ -578,9 +544,9 @@ marker threads only with a second thread; the program asks for them
     for rid, procs, name, xs in raw:
         byk.setdefault((rid, procs), {})[name] = xs
     for (rid, procs), d in byk.items():
-        md.append("| %s | %d | %s | %s | %s |" % (rid, procs, " ".join(fmt(x) for x in d.get("gort", [])),
-                                                  " ".join(fmt(x) for x in d.get("go", [])),
-                                                  " ".join(fmt(x) for x in d.get("boehm", []))))
+        cells = [" ".join(benchrun.fmt_figure(x) for x in d.get(impl, []))
+                 for impl in ("gort", "go", "boehm")]
+        md.append("| %s | %d | %s | %s | %s |" % (rid, procs, *cells))
     md.append("")
     if problems:
         md.append("## Problems\n")

@@ -163,40 +163,6 @@ def run_once(exe, args, procs, timeout):
     return vals, None
 
 
-def fmt(v):
-    if v is None:
-        return "—"
-    if v >= 1000:
-        return "%.0f" % v
-    if v >= 100:
-        return "%.1f" % v
-    if v >= 10:
-        return "%.2f" % v
-    return "%.3f" % v
-
-
-def machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%s, %d CPUs (nproc), kernel %s" % (model or "unknown CPU", len(os.sched_getaffinity(0)),
-                                               os.uname().release)
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def target_text(t):
     if t is None:
         return "—"
@@ -312,7 +278,7 @@ def main():
     impls = [("gort", cexe)] + ([("go", goexe)] if goexe else [])
 
     t_start = time.monotonic()
-    load_start = loadavg()
+    load_start = benchrun.loadavg()
     log("bench-sched: %s mode, %d runs each, alternating gort and Go%s" % (
         "quick" if args.quick else "full", runs, "" if goexe else " (no Go)"))
     rows, raw, problems = [], [], []
@@ -344,8 +310,8 @@ def main():
                 ratio = g / o if g is not None and o else None
                 fails = sum(1 for p in problems if p.startswith("%s GOMAXPROCS=%d gort" % (b["id"], procs)))
                 rows.append(dict(id=rid, procs=procs, unit=unit, gort=g, go=o, ratio=ratio, target=target,
-                                 gort_text=fmt(g) if g is not None else "FAILED",
-                                 go_text=fmt(o) if o is not None else ("FAILED" if goexe else "no Go"),
+                                 gort_text=benchrun.fmt_figure(g) if g is not None else "FAILED",
+                                 go_text=benchrun.fmt_figure(o) if o is not None else ("FAILED" if goexe else "no Go"),
                                  met=target_met(target, g, ratio) if not fails else "no (%d failed)" % fails,
                                  title=b["title"], cmd=cmd))
             log("bench-sched: %-9s GOMAXPROCS=%d  %s" % (b["id"], procs, "  ".join(
@@ -369,12 +335,12 @@ def main():
               "is the median. Every figure is a time or a size, so **lower is better**, and gort/Go "
               "below 1 means gort is faster or smaller.\n" % (" (`%s`)" % args.via if args.via else "", runs))
     md.append("- Date: %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
-    md.append("- Machine: %s" % machine())
+    md.append("- Machine: %s" % benchrun.machine_line())
     md.append("- Go: %s" % (goversion or "not installed"))
     md.append("- Command: `%s`%s" % (command, " (via `%s`)" % args.via if args.via else ""))
     md.append("- Mode: %s, %.0f s of benchmarking" % ("quick (smaller counts)" if args.quick else "full", elapsed))
     md.append("- Load average (1, 5, 15 min) before: %s, after: %s (other work on the machine makes the "
-              "figures noisier; see every run below)\n" % (load_start, loadavg()))
+              "figures noisier; see every run below)\n" % (load_start, benchrun.loadavg()))
     md.append(table(rows))
     if have_chart:
         md.append("![gort/Go per benchmark](sched.png)\n")
@@ -412,8 +378,8 @@ sit parked on one channel receive, divided by N; *parked1m* does it with
     for rid, procs, name, xs in raw:
         byk.setdefault((rid, procs), {})[name] = xs
     for (rid, procs), d in byk.items():
-        md.append("| %s | %d | %s | %s |" % (rid, procs, " ".join(fmt(x) for x in d.get("gort", [])),
-                                             " ".join(fmt(x) for x in d.get("go", []))))
+        md.append("| %s | %d | %s | %s |" % (rid, procs, " ".join(benchrun.fmt_figure(x) for x in d.get("gort", [])),
+                                             " ".join(benchrun.fmt_figure(x) for x in d.get("go", []))))
     md.append("")
     if problems:
         md.append("## Problems\n")
