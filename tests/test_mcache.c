@@ -73,22 +73,45 @@ int main(void)
     CHECK(((uintptr_t *)a)[1] == 0);      /* the key does not leak to users */
     gort_free(a);
 
-    /* Slow start: the bound grows as allocation outruns the list. */
+    /* Slow start: the bound grows as allocation outruns the list, to at
+     * most 1 MiB of objects per class. */
+    enum { N = 40000 };
     uint32_t max0 = fl->max;
-    void *v[4096];
-    for (int i = 0; i < 4096; i++)
+    void **v = malloc(N * sizeof *v);
+    CHECK(v != NULL);
+    for (int i = 0; i < N; i++)
         v[i] = gort_malloc(64);
-    CHECK(fl->max > max0 && fl->max <= 4096 && fl->max * 64 <= (64u << 10));
+    CHECK(fl->max > max0 && fl->max * 64 <= (1u << 20));
     /* Overflow: freeing far more than the bound keeps the list bounded and
      * the rest goes back to spans (live count still exact). */
     struct gort_memstats m0, m1;
     gort_memstats(&m0);
-    for (int i = 0; i < 4096; i++)
+    for (int i = 0; i < N; i++)
         gort_free(v[i]);
-    CHECK(freelist_len(fl) <= fl->max);
+    CHECK(freelist_len(fl) <= fl->max && freelist_len(fl) < N);
     gort_memstats(&m1);
-    CHECK(m1.frees - m0.frees == 4096);
-    CHECK(m1.heap_objects == m0.heap_objects - 4096);
+    CHECK(m1.frees - m0.frees == N);
+    CHECK(m1.heap_objects == m0.heap_objects - N);
+
+    /* The bounds of all a thread's lists add up to at most 4 MiB, however
+     * many classes grow: churn 2 MiB through each of a dozen classes. */
+    for (unsigned k = 20; k < 32; k++) {
+        size_t size = class_to_size[k], n = (2u << 20) / size;
+        void **w = malloc(n * sizeof *w);
+        CHECK(w != NULL);
+        for (int round = 0; round < 2; round++) {
+            for (size_t i = 0; i < n; i++)
+                w[i] = gort_malloc(size);
+            for (size_t i = 0; i < n; i++)
+                gort_free(w[i]);
+        }
+        free(w);
+    }
+    uint64_t bound = 0;
+    for (unsigned k = 2; k < _NumSizeClasses; k++)
+        bound += (uint64_t)c->free[k].max * class_to_size[k];
+    CHECK(bound == c->listBytes && bound <= (4u << 20) && bound > (2u << 20));
+    free(v);
 
     /* calloc never takes a dirty listed object without clearing it. */
     for (int i = 0; i < 64; i++) {

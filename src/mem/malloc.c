@@ -384,8 +384,9 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
 /* The size class of p if p is the start of an object in an in-use
  * small-object span, else 0 (large, free, interior, or not gort's).  Reads
  * the arena's dense pageinfo and the packed class records, never the mspan:
- * the page's class and offset in its span, then Go's reciprocal.  An
- * address past 48 bits aliases some arena but fails the boundary test. */
+ * the page's class and offset in its span, then the one-multiply
+ * divisibility test of struct classinfo.  An address past 48 bits aliases
+ * some arena but fails the boundary test. */
 static inline unsigned small_object_class(uintptr_t p)
 {
     struct heapArena *ha = arena_of_unchecked(p);
@@ -393,10 +394,9 @@ static inline unsigned small_object_class(uintptr_t p)
         return 0;
     uint32_t info = arena_pageInfo(ha, p);
     unsigned cls = info & 0xff;
-    uintptr_t off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
-    struct classinfo ci = class_info[cls];
-    uintptr_t idx = (uintptr_t)(((uint64_t)off * ci.divmagic) >> 32);
-    return idx * ci.size == off && idx < ci.nelems ? cls : 0;
+    uint32_t off = (uint32_t)(p & _PageMask) + ((info >> 8) << _PageShift);
+    const struct classinfo *ci = &class_info[cls];
+    return off * ci->divtest <= ci->divtest - 1 && off < ci->limit ? cls : 0;
 }
 
 void gort_free(void *ptr)

@@ -18,8 +18,9 @@
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
- * 64 KiB or 4096 objects per class, which start at 2 objects and grow only
- * as mallocs find them empty (mcache.c).  When the thread exits, a pthread key destructor hands
+ * 1 MiB or 65536 objects per class and 4 MiB in all, which start at 2
+ * objects and grow only as mallocs find them empty (mcache.c).  When the
+ * thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
  * thread still makes after that (from later destructors) go through a
  * shared, locked mcache.
@@ -45,6 +46,7 @@ struct freelist {
 struct mcache {
     struct freelist free[_NumSizeClasses]; /* freed objects, per size class */
     uintptr_t key;                         /* freelist_key, or 0 (bootstrap) */
+    uint64_t listBytes;                    /* sum over classes of max * size */
     /* Bytes to allocate before the next heap-profile sample (Go's
      * nextSample): malloc subtracts each object's size and samples when it
      * goes negative.  INT64_MAX in the static caches and with profiling off. */

@@ -147,29 +147,23 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls)
     parked_settle(c, s, w, xfree_count(w) > 0);
 }
 
-int mcentral_freeParkedChain(struct mspan *s, void *head, unsigned n)
+struct mcentral *mcentral_lockParked(struct mspan *s)
 {
-    /* The objects are still allocated: s keeps its class until we are done. */
+    /* The caller's objects are still allocated: s keeps its class. */
     struct mcentral *c = &mcentrals[s->spanclass];
     gort_lock(&c->lock);
-    uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
-    if (!(w & XFREE_PARKED)) {
+    if (!(__atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE) & XFREE_PARKED)) {
         gort_unlock(&c->lock);
-        return 0;
+        return NULL;
     }
-    /* Parked: nobody owns the bitmap, and this lock keeps it so. */
-    void *obj = head;
-    for (unsigned k = 0; k < n; k++, obj = *(void **)obj) {
-        long idx = span_objIndex(s, (uintptr_t)obj);
-        uint64_t bit = (uint64_t)1 << (idx & 63);
-        if (!(s->allocBits[idx >> 6] & bit))
-            throw_ptr("free(): double free detected", (uintptr_t)obj);
-        s->allocBits[idx >> 6] &= ~bit;
-    }
+    return c;
+}
+
+void mcentral_unlockParked(struct mcentral *c, struct mspan *s, unsigned n)
+{
     span_setAllocCount(s, s->allocCount - n);
     s->needzero = 1;
-    parked_settle(c, s, w, 1);
-    return 1;
+    parked_settle(c, s, __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE), 1);
 }
 
 void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n)

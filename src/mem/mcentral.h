@@ -52,10 +52,14 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls);
 
 /* Pushes obj (an object of in-use small span s) on s's remote-free stack. */
 void mcentral_remoteFree(struct mspan *s, void *obj);
-/* If s is parked, frees the n objects linked from head straight into its
- * bitmap under the lock (no stack to collect later) and returns 1; returns
- * 0, doing nothing, if an mcache owns s. */
-int mcentral_freeParkedChain(struct mspan *s, void *head, unsigned n);
+/* Freeing straight into a parked span's bitmap, so that nothing is left
+ * on its stack to collect later: if s is parked, lockParked returns its
+ * mcentral locked (the bitmap is then the caller's to clear), else NULL
+ * with nothing held (an mcache owns s).  unlockParked accounts for the n
+ * objects cleared, settles the span (to partial, or to mheap if it is now
+ * empty) and releases the lock. */
+struct mcentral *mcentral_lockParked(struct mspan *s);
+void mcentral_unlockParked(struct mcentral *c, struct mspan *s, unsigned n);
 
 /* Pushes n objects of s, linked through word 0 from head to tail, at once. */
 void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n);

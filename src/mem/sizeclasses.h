@@ -45,11 +45,16 @@ extern uint32_t class_to_divmagic[_NumSizeClasses];
 /* Objects per span of each class (0 for class 0). */
 extern uint16_t class_to_nelems[_NumSizeClasses];
 
-/* What free()'s fast path needs of a class, in one 8-byte record. */
+/* What free()'s fast path needs of a class, in one 16-byte record: an
+ * offset off inside a span is an object boundary exactly when
+ * off * divtest (mod 2^64) <= divtest - 1, with divtest = ceil(2^64 / size)
+ * (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019:
+ * exact for every 32-bit off), and lies before the span's tail when
+ * off < limit = nelems * size.  One multiply, no division. */
 struct classinfo {
-    uint32_t divmagic;
-    uint16_t size;
-    uint16_t nelems;
+    uint64_t divtest;
+    uint32_t limit;
+    uint32_t size;
 };
 /* Indexed by a page's class byte (arena pageinfo): entries past the last
  * class are zero, so a page marked PAGEINFO_SAMPLED matches no class. */
