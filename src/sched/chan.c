@@ -268,7 +268,7 @@ GORT_API void gort_chan_free(gort_chan *c)
 static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reason)
 {
     struct g *gp = getg();
-    struct sudog *mysg = acquireSudog();   /* zeroed */
+    struct sudog *mysg = acquireSudogFor(gp);   /* zeroed */
     mysg->g = gp;
     mysg->elem = elem;
     mysg->c = c;
@@ -281,7 +281,7 @@ static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reas
     gp->waiting = NULL;
     gp->param = NULL;
     bool success = mysg->success;
-    releaseSudog(mysg);
+    releaseSudogFor(gp, mysg);
     return success;
 }
 

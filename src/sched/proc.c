@@ -408,7 +408,7 @@ static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail
  * release/acquire pairs).  Set once by procresize. */
 static bool singleP;
 
-static void runqput(struct p *pp, struct g *gp, bool next)
+static inline void runqput(struct p *pp, struct g *gp, bool next)
 {
     if (next) {
         struct g *old;
@@ -436,7 +436,7 @@ static void runqput(struct p *pp, struct g *gp, bool next)
 }
 
 /* Takes a G from pp's queue; *inheritTime: it came from runnext. */
-static struct g *runqget(struct p *pp, bool *inheritTime)
+static inline struct g *runqget(struct p *pp, bool *inheritTime)
 {
     struct g *next = __atomic_load_n(&pp->runnext, __ATOMIC_ACQUIRE);
     if (next && singleP) {
@@ -825,8 +825,25 @@ void newproc(void (*fn)(void *), void *arg)
 
 extern void gogo(struct gobuf *from, struct gobuf *to);
 
+/* afterswitch's less common cases, out of line so that the park and the
+ * yield (every channel wait, every Gosched) run without a stack frame. */
+static __attribute__((noinline)) void afterswitch_other(struct m *mp, struct g *gp, int op)
+{
+    switch (op) {
+    case switchDead:
+        gfput(mp->p, gp);
+        break;
+    case switchYieldGlobal:
+        gort_lock(&sched.lock);
+        globrunqput(gp);
+        gort_unlock(&sched.lock);
+        wakep();
+        break;
+    }
+}
+
 /* Runs in the context a switch lands in, before anything else there. */
-static void afterswitch(void)
+static inline void afterswitch(void)
 {
     struct m *mp = getg()->m;
     int op = mp->switchop;
@@ -835,8 +852,7 @@ static void afterswitch(void)
     struct g *gp = mp->switchg;
     mp->switchop = switchNone;
     mp->switchg = NULL;
-    switch (op) {
-    case switchPark: {
+    if (op == switchPark) {
         bool (*f)(struct g *, void *) = mp->waitunlockf;
         void *lock = mp->waitlock;
         mp->waitunlockf = NULL;
@@ -845,22 +861,12 @@ static void afterswitch(void)
             casgstatus(gp, _Gwaiting, _Grunnable);
             runqput(mp->p, gp, true);
         }
-        break;
-    }
-    case switchDead:
-        gfput(mp->p, gp);
-        break;
-    case switchYieldLocal:
+    } else if (op == switchYieldLocal) {
         runqput(mp->p, gp, false);
         runq_fence();
         wakep();   /* an idle P may take it if the next G runs long */
-        break;
-    case switchYieldGlobal:
-        gort_lock(&sched.lock);
-        globrunqput(gp);
-        gort_unlock(&sched.lock);
-        wakep();
-        break;
+    } else {
+        afterswitch_other(mp, gp, op);
     }
 }
 
@@ -884,8 +890,19 @@ static void switchto(struct m *mp, struct g *cur, struct g *gp)
     afterswitch();
 }
 
+/* A G's first run: its stack (from the P's cache) and its first frame. */
+static __attribute__((noinline)) void prepare_first_run(struct m *mp, struct g *gp)
+{
+    if (!gp->stack.lo) {
+        gp->stack = stackalloc(mp->p);
+        if (onValgrind)
+            gp->stackid = VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
+    }
+    gostartframe(gp);
+}
+
 /* Makes gp (runnable) the running G of the current M and P. */
-static void prepare(struct m *mp, struct g *gp, bool inheritTime)
+static inline void prepare(struct m *mp, struct g *gp, bool inheritTime)
 {
     __atomic_store_n(&mp->curg, gp, __ATOMIC_RELAXED);
     gp->m = mp;
@@ -893,14 +910,8 @@ static void prepare(struct m *mp, struct g *gp, bool inheritTime)
     TRACE(traceEvGoStart, (uint64_t)gp->goid, (uint64_t)mp->p->id);
     if (!inheritTime)
         __atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
-    if (!gp->sched.sp) {
-        if (!gp->stack.lo) {
-            gp->stack = stackalloc(mp->p);
-            if (onValgrind)
-                gp->stackid = VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
-        }
-        gostartframe(gp);
-    }
+    if (__builtin_expect(!gp->sched.sp, 0))
+        prepare_first_run(mp, gp);
 }
 
 /* On g0: run gp. Returns when g0 is switched to again. */

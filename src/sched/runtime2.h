@@ -321,6 +321,26 @@ void errno_set(int e);
 struct sudog *acquireSudog(void);
 void releaseSudog(struct sudog *s);
 
+/* The same for gp, the running goroutine, inline where it can use its own
+ * embedded sudog (a G waits on one thing at a time outside select): a
+ * channel operation that blocks pays no call and no cache for it. */
+static inline struct sudog *acquireSudogFor(struct g *gp)
+{
+    if (__builtin_expect(!gp->gsudogBusy, 1)) {
+        gp->gsudogBusy = true;
+        gp->gsudog = (struct sudog){0};
+        return &gp->gsudog;
+    }
+    return acquireSudog();
+}
+static inline void releaseSudogFor(struct g *gp, struct sudog *s)
+{
+    if (__builtin_expect(s == &gp->gsudog, 1))
+        gp->gsudogBusy = false;
+    else
+        releaseSudog(s);
+}
+
 /* ---- Hooks the scheduler calls into time.c and netpoll.c ---------------- */
 
 /* Runs pp's expired timers (pp held by the caller); returns the earliest
