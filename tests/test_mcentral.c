@@ -38,6 +38,21 @@ static void *free_half(void *arg)
     return NULL;
 }
 
+/* Frees objs[from..to) of s as a list flush does: straight into the bitmap
+ * if s is parked (returns 1), or nothing if an mcache owns it (returns 0). */
+static int free_parked(struct mspan *s, void **objs, unsigned from, unsigned to)
+{
+    struct mcentral *parked = mcentral_lockParked(s);
+    if (!parked)
+        return 0;
+    for (unsigned i = from; i < to; i++) {
+        long idx = span_objIndex(s, (uintptr_t)objs[i]);
+        s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
+    }
+    mcentral_unlockParked(parked, s, to - from);
+    return 1;
+}
+
 int main(void)
 {
     gort_free(gort_malloc(1));
@@ -93,22 +108,17 @@ int main(void)
     n = fill(s, objs);
     mcentral_uncacheSpan(c, s);
     CHECK(s->inList == inListFull);
-    *(void **)objs[0] = objs[1];
-    *(void **)objs[1] = objs[2];
-    CHECK(mcentral_freeParkedChain(s, objs[0], 2));
+    CHECK(free_parked(s, objs, 0, 2));
     CHECK(s->allocCount == n - 2 && s->inList == inListPartial);
     CHECK(xfree_count(s->xfree) == 0 && !span_isAllocated(s, 0) && !span_isAllocated(s, 1));
     mcentral_remoteFree(s, objs[2]);              /* one on the stack */
     inuse = mheap_.pagesInUse;
-    for (unsigned i = 3; i + 1 < n; i++)
-        *(void **)objs[i] = objs[i + 1];
-    CHECK(mcentral_freeParkedChain(s, objs[3], n - 3));
+    CHECK(free_parked(s, objs, 3, n));
     CHECK(s->state != mSpanInUse && mheap_.pagesInUse == inuse - 6);
     /* An owned span is left to the CAS path. */
     s = mcentral_cacheSpan(c, &owner);
     void *o = span_nextFreeFast(s);
-    *(void **)o = NULL;
-    CHECK(mcentral_freeParkedChain(s, o, 1) == 0 && span_isAllocated(s, (unsigned)span_objIndex(s, (uintptr_t)o)));
+    CHECK(free_parked(s, &o, 0, 1) == 0 && span_isAllocated(s, (unsigned)span_objIndex(s, (uintptr_t)o)));
     mcentral_uncacheSpan(c, s);
 
     /* Two threads racing to free a parked span's objects: it goes back to

@@ -58,6 +58,12 @@ static struct {
     uint64_t gcCPU;            /* ns of CPU the collector used (pause x workers) */
 } stats;
 
+/* Figures only: not a root. */
+__attribute__((constructor)) static void noscan_stats(void)
+{
+    gc_noscan_static(&stats, sizeof stats);
+}
+
 static uint64_t processStart;
 
 __attribute__((constructor)) static void gc_stamp_start(void)
@@ -637,6 +643,7 @@ void gc_maybe_start(void)
 
 void gc_alloc_slow(uint64_t bytes)
 {
+    stw_poll();
     if (gc_marking())
         gc_assist_alloc(bytes);
     gc_maybe_start();

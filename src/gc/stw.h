@@ -64,6 +64,19 @@ static inline void gcnosuspend_enter(void)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+/* Non-zero while a stop is asking for threads: a registered thread that
+ * reaches a safe point (the collected allocation's slow path) stops itself
+ * there, which spares the stop a signal (a round trip of tens of
+ * microseconds on a virtual machine).  Threads that do not come in time
+ * are signalled as before. */
+extern uint32_t stwPending;
+void stw_poll_slow(void);
+static inline void stw_poll(void)
+{
+    if (__builtin_expect(__atomic_load_n(&stwPending, __ATOMIC_RELAXED), 0))
+        stw_poll_slow();
+}
+
 static inline void gcnosuspend_exit(void)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

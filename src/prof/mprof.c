@@ -28,6 +28,7 @@
  * lock, grown by doubling.
  */
 #include "prof/mprof.h"
+#include "gc/mgc.h"
 #include "prof/pprof.h"
 #include "mem/mcache.h"
 #include "os/lock.h"
@@ -299,6 +300,12 @@ struct shard {
 } __attribute__((aligned(64)));
 
 static struct shard shards[NSHARD];
+
+/* Its tables live outside the collected heap: not a root. */
+__attribute__((constructor)) static void noscan_shards(void)
+{
+    gc_noscan_static(shards, sizeof shards);
+}
 
 /* A counting filter in front of the table: free() of a block on a sampled
  * page reaches mprof_free, and most such blocks were not sampled; one

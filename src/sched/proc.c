@@ -1170,6 +1170,7 @@ static struct g *findrunnable(bool *inheritTime)
 {
     struct m *mp = getg()->m;
 top:;
+    stw_poll();   /* a safe point: a stop need not signal a searching M */
     struct p *pp = mp->p;
     int64_t now = nanotime();
     bool ran = false;

@@ -695,4 +695,5 @@ __attribute__((constructor)) static void noscan_tables(void)
 {
     gc_noscan_static(obuf, sizeof obuf);
     gc_noscan_static(lanes, sizeof lanes);
+    gc_noscan_static(tracedP, sizeof tracedP);
 }
