@@ -31,6 +31,7 @@
 
 #include "gort.h"
 #include "child.h"
+#include "gc/stw.h"
 
 static const char *mode;
 
@@ -702,6 +703,62 @@ static int mode_pauses(void)
     return 0;
 }
 
+/* Stops ask before they signal: a thread that allocates collected objects
+ * stops itself at its next refill, while one that only computes (no safe
+ * point) must still be stopped, by SIGPWR, and neither may lose objects. */
+static atomic_int stops_done;
+static atomic_long spun;
+
+static void *stops_allocator(void *arg)
+{
+    node **keep = arg;
+    long i = 0;
+    while (!atomic_load(&stops_done)) {
+        node *n = make_node(i, NULL, 1);
+        gort_store((void **)&keep[i % 64], n);
+        i++;
+    }
+    return NULL;
+}
+
+static void *stops_spinner(void *arg)
+{
+    (void)arg;
+    gort_register_thread();
+    while (!atomic_load_explicit(&stops_done, memory_order_relaxed))
+        atomic_fetch_add_explicit(&spun, 1, memory_order_relaxed);
+    return NULL;
+}
+
+static int mode_stops(void)
+{
+    node **keep = gort_new(64 * sizeof *keep);
+    CHECK(keep != NULL);
+    gort_register_thread();
+    pthread_t a, b;
+    CHECK(pthread_create(&a, NULL, stops_allocator, keep) == 0);
+    CHECK(pthread_create(&b, NULL, stops_spinner, NULL) == 0);
+    while (atomic_load(&spun) == 0)
+        sched_yield();
+    uint64_t asked0 = stw_nasked, signalled0 = stw_nsignalled;
+    for (int i = 0; i < 20; i++)
+        gort_gc();
+    uint64_t asked = stw_nasked - asked0, signalled = stw_nsignalled - signalled0;
+    atomic_store(&stops_done, 1);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    collect();
+    for (int k = 0; k < 64; k++)
+        if (keep[k])
+            check_node(keep[k], keep[k]->val);
+    printf("stops: %lu threads stopped themselves, %lu signalled, over 40 stops\n",
+           (unsigned long)asked, (unsigned long)signalled);
+    CHECKF(asked > 0, "no thread stopped itself when asked");
+    CHECKF(signalled >= 40, "the computing thread was signalled %lu times, not every stop",
+           (unsigned long)signalled);
+    return 0;
+}
+
 enum { SCAV_N = 4096, SCAV_EACH = 16 << 10 };
 
 /* The table lives in this frame only, gone once it returns. */
@@ -821,6 +878,7 @@ static int run_mode(void)
     if (!strcmp(mode, "pacer")) return mode_pacer();
     if (!strcmp(mode, "scavenge")) return mode_scavenge();
     if (!strcmp(mode, "pauses")) return mode_pauses();
+    if (!strcmp(mode, "stops")) return mode_stops();
     if (!strcmp(mode, "trace")) return mode_trace();
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
@@ -879,6 +937,10 @@ int main(int argc, char **argv)
     if (selected("pauses")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
         expect_case("pauses", conc, 120);
+    }
+    if (selected("stops")) {
+        const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
+        expect_case("stops", conc, 60);
     }
     if (selected("scavenge")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1,scavengedelay=60000", NULL};

@@ -77,6 +77,7 @@ static struct {
 #endif
 
 uint32_t stwPending;
+uint64_t stw_nasked, stw_nsignalled;
 
 /* One round of a wait that spins: a pause at first, then sched_yield,
  * so that a spinner never keeps the thread it waits for off a shared CPU. */
@@ -334,11 +335,15 @@ void stw_stop(uintptr_t sp, bool brief)
         }
         want++;    /* running: it stops itself, or is signalled below */
     }
+    uint32_t asked = want;
     if (want && !wait_acks(want, os_nanotime() + STW_ASK_NS, false)) {
+        asked = __atomic_load_n(&stw.acks, __ATOMIC_ACQUIRE);
         pid_t pid = getpid();
+        uint64_t nsig = 0;
         for (struct gcthread *t = gcthreads; t; t = t->next) {
             if (__atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) == epoch)
                 continue;   /* this thread, a claimed sleeper, or stopped already */
+            nsig++;
             if (syscall(SYS_tgkill, pid, t->tid, SIG_SUSPEND) != 0 &&
                 __atomic_exchange_n(&t->stopped, epoch, __ATOMIC_ACQ_REL) != epoch) {
                 /* Gone without unregistering: nothing of it to scan. */
@@ -346,8 +351,10 @@ void stw_stop(uintptr_t sp, bool brief)
                 want--;
             }
         }
+        __atomic_store_n(&stw_nsignalled, stw_nsignalled + nsig, __ATOMIC_RELAXED);
         wait_acks(want, os_nanotime() + 200 * 1000, true);
     }
+    __atomic_store_n(&stw_nasked, stw_nasked + asked, __ATOMIC_RELAXED);
     __atomic_store_n(&stwPending, 0, __ATOMIC_RELAXED);
 }
 

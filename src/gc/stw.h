@@ -70,10 +70,13 @@ static inline void gcnosuspend_enter(void)
  * microseconds on a virtual machine).  Threads that do not come in time
  * are signalled as before. */
 extern uint32_t stwPending;
+/* Threads that stopped themselves when asked, and threads signalled, over
+ * all stops (for tests and tuning). */
+extern uint64_t stw_nasked, stw_nsignalled;
 void stw_poll_slow(void);
 static inline void stw_poll(void)
 {
-    if (__builtin_expect(__atomic_load_n(&stwPending, __ATOMIC_RELAXED), 0))
+    if (__builtin_expect(__atomic_load_n(&stwPending, __ATOMIC_ACQUIRE), 0))
         stw_poll_slow();
 }
 
