@@ -1066,7 +1066,11 @@ static uint64_t assist_slice(void)
     }
     struct gcw w = {.buf = b};
     struct workitem it;
-    while (w.scanned < ASSIST_SLICE && w.buf->n) {
+    /* A stop that asks ends the slice at the next item: the thread then
+     * stops itself in gc_assist_alloc rather than hold the stop up for the
+     * rest of the slice (up to 200 µs here). */
+    while (w.scanned < ASSIST_SLICE && w.buf->n &&
+           !__atomic_load_n(&stwPending, __ATOMIC_RELAXED)) {
         it = w.buf->items[--w.buf->n];
         /* A long range or oblet is cut to the slice, the rest put back:
          * a stop waits for this section to end. */
@@ -1116,6 +1120,7 @@ void gc_assist_alloc(uint64_t bytes)
         if (n == 0)
             break;   /* nothing queued: the background workers hold it all */
         paid += (int64_t)n;
+        stw_poll();
     }
     assistDebt -= paid;
     /* Unpaid debt does not pile up beyond one runway's worth: past the
