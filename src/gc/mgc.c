@@ -624,29 +624,48 @@ static void *wait_mark_done_1ms(void *d)
     return NULL;
 }
 
-void gc_maybe_start(void)
+/* The same, for at most ASSIST_WAIT_NS: long enough for the background
+ * workers to get ahead again, short enough not to stall the program. */
+#ifndef ASSIST_WAIT_NS
+#define ASSIST_WAIT_NS (50 * 1000)
+#endif
+static void *wait_mark_progress(void *d)
+{
+    if (gc_marking())
+        os_futex_wait(&ctl.done, *(uint32_t *)d, ASSIST_WAIT_NS);
+    return NULL;
+}
+
+/* Starts a cycle at the trigger; while marking, makes allocation wait for
+ * the cycle to end once the heap is past Go's hard goal (goal + 10 %), or
+ * past the goal itself for a thread that owes assist work it could not
+ * find (owed: the background workers hold all of it, so the only way to
+ * keep the goal is to wait for them, as Go parks such a goroutine). */
+static void gc_pace(bool owed)
 {
     uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     if (gc_marking()) {
-        /* Marking has fallen behind even with assists: past Go's hard goal
-         * (goal + 10 %) allocation waits for the cycle to end rather than
-         * outrun it. */
         uint64_t hard = gcheap.goal + gcheap.goal / 10;
         uint32_t d = __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
         if (live > hard)
             gc_do_blocking(wait_mark_done_1ms, &d);
+        else if (owed && live > gcheap.goal)
+            gc_do_blocking(wait_mark_progress, &d);
         return;
     }
     if (live >= __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
         gc_collect(false);
 }
 
+void gc_maybe_start(void)
+{
+    gc_pace(false);
+}
+
 void gc_alloc_slow(uint64_t bytes)
 {
     stw_poll();
-    if (gc_marking())
-        gc_assist_alloc(bytes);
-    gc_maybe_start();
+    gc_pace(gc_marking() && gc_assist_alloc(bytes));
 }
 
 void gc_collect(bool forced)

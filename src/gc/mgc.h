@@ -187,7 +187,7 @@ uint64_t gc_mark_finish(int nworkers, bool checkmark);
 /* Mark assist (Go's gcAssistAlloc): the calling thread allocated bytes
  * while marking, and pays for them with scan work in proportion to the
  * scan work left over the heap left before the goal (outside nosuspend). */
-void gc_assist_alloc(uint64_t bytes);
+bool gc_assist_alloc(uint64_t bytes);
 /* Scan work (bytes scanned) of the last finished mark. */
 extern uint64_t gcLastScanWork;
 /* Shades n pointers (a write-barrier buffer, a weak handle's object). */

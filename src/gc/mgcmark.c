@@ -1092,7 +1092,7 @@ static uint64_t assist_slice(void)
     return done ? done : 1;
 }
 
-void gc_assist_alloc(uint64_t bytes)
+bool gc_assist_alloc(uint64_t bytes)
 {
     uint32_t gen = __atomic_load_n(&markGen, __ATOMIC_RELAXED);
     if (assistGen != gen) {
@@ -1107,18 +1107,22 @@ void gc_assist_alloc(uint64_t bytes)
     uint64_t left = expected > done ? expected - done : expected / 16;
     uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     uint64_t hard = gcheap.goal + gcheap.goal / 10;
-    uint64_t runway = hard > live ? hard - live : 0;
+    uint64_t end = live < gcheap.goal ? gcheap.goal : hard;
+    uint64_t runway = end > live ? end - live : 0;
     if (runway < (256u << 10))
         runway = 256u << 10;
     assistDebt += (int64_t)((double)bytes * (double)left / (double)runway);
     if (assistDebt <= 0)
-        return;
+        return false;
     int64_t target = assistDebt > ASSIST_MIN ? assistDebt : ASSIST_MIN;
     int64_t paid = 0;
+    bool starved = false;
     while (paid < target) {
         uint64_t n = assist_slice();
-        if (n == 0)
-            break;   /* nothing queued: the background workers hold it all */
+        if (n == 0) {
+            starved = true;   /* nothing queued: the background workers hold it all */
+            break;
+        }
         paid += (int64_t)n;
         stw_poll();
     }
@@ -1127,6 +1131,7 @@ void gc_assist_alloc(uint64_t bytes)
      * hard goal, allocation waits for the cycle instead (gc_maybe_start). */
     if (assistDebt > (int64_t)(4u << 20))
         assistDebt = 4u << 20;
+    return starved && assistDebt > 0;
 }
 
 void gc_shade(const uintptr_t *ptrs, size_t n)
