@@ -93,7 +93,7 @@ int main(void)
     CHECK(m1.frees - m0.frees == N);
     CHECK(m1.heap_objects == m0.heap_objects - N);
 
-    /* The bounds of all a thread's lists add up to at most 4 MiB, however
+    /* The bounds of all a thread's lists add up to at most 2 MiB, however
      * many classes grow: churn 2 MiB through each of a dozen classes. */
     for (unsigned k = 20; k < 32; k++) {
         size_t size = class_to_size[k], n = (2u << 20) / size;
@@ -110,7 +110,7 @@ int main(void)
     uint64_t bound = 0;
     for (unsigned k = 2; k < _NumSizeClasses; k++)
         bound += (uint64_t)c->free[k].max * class_to_size[k];
-    CHECK(bound == c->listBytes && bound <= (4u << 20) && bound > (2u << 20));
+    CHECK(bound == c->listBytes && bound <= (2u << 20) && bound > (1u << 20));
     free(v);
 
     /* calloc never takes a dirty listed object without clearing it. */

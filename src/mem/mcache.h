@@ -18,7 +18,7 @@
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
- * 1 MiB or 65536 objects per class and 4 MiB in all, which start at 2
+ * 1 MiB or 65536 objects per class and 2 MiB in all, which start at 2
  * objects and grow only as mallocs find them empty (mcache.c).  When the
  * thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
