@@ -262,6 +262,12 @@ static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
      * exists may have stopped between setting a bit and counting it, and a
      * span placed as partial while full would be taken again for ever. */
     span_recount(s);
+    /* A slot behind freeindex whose bit is clear was handed out by such a
+     * thread before it set the bit: not free until the next sweep.  With
+     * no free slot at or after freeindex the span is full for allocation,
+     * or it would be taken again for ever. */
+    if (s->allocCount < s->nelems && span_nextFreeIndex(s) >= s->nelems)
+        span_setAllocCount(s, s->nelems);
     uint64_t unused = (uint64_t)(s->nelems - s->allocCount) * s->elemsize;
     __atomic_sub_fetch(&gcheap.heapLive, unused, __ATOMIC_RELAXED);
     s->sweepgen = sg;
