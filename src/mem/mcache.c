@@ -259,26 +259,37 @@ void *mcache_refillList(struct mcache *c, unsigned cls)
     return p;
 }
 
+/* Set while a fork child hands back the caches of threads that did not
+ * survive the fork (the child has one thread).  Such a thread may have
+ * stopped anywhere in its own list operations, half-way through clearing
+ * a run's bits for instance: its objects are not checked for double
+ * frees. */
+static bool releasingOrphans;
+
 /* Unlinks from the head of fl the run of objects that lie in span s, at
  * most want of them, clearing each one's list key; returns how many, and
  * the last in *tail.  With clear set the caller owns s's bitmap (s is its
- * own, or parked and locked) and each object's bit is cleared on the way:
- * one pass over the objects. */
+ * own, or parked and locked) and each object's bit is cleared on the way,
+ * one pass over the objects; *cleared counts the bits cleared (all of
+ * them, but for an orphan's half-finished flush). */
 static unsigned freelist_takeRun(struct freelist *fl, struct mspan *s, unsigned want,
-                                 int clear, void **tail)
+                                 int clear, void **tail, unsigned *cleared)
 {
     uintptr_t base = s->startAddr, bytes = s->npages << _PageShift;
     void *obj = fl->head, *last = NULL;
-    unsigned n = 0;
+    unsigned n = 0, nclear = 0;
     /* Listed objects are valid objects of this class: being inside s's
      * pages is enough to be s's. */
     while (n < want && obj && (uintptr_t)obj - base < bytes) {
         if (clear) {
             long idx = span_objIndex(s, (uintptr_t)obj);
             uint64_t bit = (uint64_t)1 << (idx & 63);
-            if (!(s->allocBits[idx >> 6] & bit))
+            if (s->allocBits[idx >> 6] & bit) {
+                s->allocBits[idx >> 6] &= ~bit;
+                nclear++;
+            } else if (!releasingOrphans) {
                 throw_ptr("free(): double free detected", (uintptr_t)obj);
-            s->allocBits[idx >> 6] &= ~bit;
+            }
         }
         ((uintptr_t *)obj)[1] = 0;
         last = obj;
@@ -288,6 +299,7 @@ static unsigned freelist_takeRun(struct freelist *fl, struct mspan *s, unsigned 
     fl->head = obj;
     fl->room += n;
     *tail = last;
+    *cleared = nclear;
     return n;
 }
 
@@ -305,15 +317,16 @@ void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
         unsigned want = freelist_len(fl) - keep, n;
         struct mcentral *parked;
         if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
-            n = freelist_takeRun(fl, s, want, 1, &tail);
+            freelist_takeRun(fl, s, want, 1, &tail, &n);
             span_setAllocCount(s, s->allocCount - n);
             s->needzero = 1;    /* those slots may be handed out again now */
         } else if ((__atomic_load_n(&s->xfree, __ATOMIC_RELAXED) & XFREE_PARKED) &&
                    (parked = mcentral_lockParked(s)) != NULL) {
-            n = freelist_takeRun(fl, s, want, 1, &tail);
+            freelist_takeRun(fl, s, want, 1, &tail, &n);
             mcentral_unlockParked(parked, s, n);
         } else {
-            n = freelist_takeRun(fl, s, want, 0, &tail);
+            unsigned none;
+            n = freelist_takeRun(fl, s, want, 0, &tail, &none);
             mcentral_remoteFreeChain(s, head, tail, n);
         }
     }
@@ -354,6 +367,7 @@ void mcache_after_fork_child(void)
      * anywhere in an allocation or free: recount each span from its bitmap
      * (an object allocated but not yet returned is simply leaked; a span a
      * thread was trading at mcentral at that instant is leaked too). */
+    releasingOrphans = true;
     for (struct mcache *c = allmcaches; c; c = c->allnext) {
         if (c->inuse && c != tls_mcache && c != mcache_shared) {
             for (int i = 0; i < numSpanClasses; i++)
@@ -366,4 +380,5 @@ void mcache_after_fork_child(void)
             fixalloc_stat(&mheap_.cachealloc.inuse, -(int64_t)mheap_.cachealloc.size);
         }
     }
+    releasingOrphans = false;
 }
