@@ -636,11 +636,11 @@ static void *wait_mark_progress(void *d)
     return NULL;
 }
 
-/* Starts a cycle at the trigger; while marking, makes allocation wait for
- * the cycle to end once the heap is past Go's hard goal (goal + 10 %), or
- * past the goal itself for a thread that owes assist work it could not
- * find (owed: the background workers hold all of it, so the only way to
- * keep the goal is to wait for them, as Go parks such a goroutine). */
+/* Starts a cycle at the trigger.  While marking: past Go's hard goal
+ * (goal + 10 %) allocation waits up to 1 ms at a time for the cycle to
+ * end; past the goal itself, a thread that owes assist work it could not
+ * find (owed: the background workers hold all of it) waits up to 50 µs for
+ * them to get ahead, as Go parks such a goroutine. */
 static void gc_pace(bool owed)
 {
     uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);

@@ -1013,7 +1013,12 @@ void gc_mark_concurrent(int nworkers)
         cycleMarked += mark_drain(n);
 }
 
+/* Work buffers below which mark termination drains without its helpers:
+ * waking them and waiting for them is a futex round trip each (tens of
+ * microseconds on a virtual machine), more than the few buffers the
+ * concurrent mark usually leaves. */
 #define FINISH_ALONE_BUFS 8
+
 uint64_t gc_mark_finish(int nworkers, bool checkmark)
 {
     /* What the write barriers buffered. */
@@ -1021,12 +1026,8 @@ uint64_t gc_mark_finish(int nworkers, bool checkmark)
         gc_shade(c->wbuf, c->wbufn);
         c->wbufn = 0;
     }
-    /* Helpers only for real work: waking them and waiting for them is a
-     * futex round trip each (tens of microseconds on a virtual machine),
-     * more than the few buffers the concurrent mark usually leaves. */
-    uint32_t n = workers_ready(
-        checkmark || __atomic_load_n(&work.nfull, __ATOMIC_ACQUIRE) > FINISH_ALONE_BUFS ? nworkers
-                                                                                      : 1);
+    bool alone = !checkmark && __atomic_load_n(&work.nfull, __ATOMIC_ACQUIRE) <= FINISH_ALONE_BUFS;
+    uint32_t n = workers_ready(alone ? 1 : nworkers);
     reset_workers(n);
     uint64_t marked = cycleMarked + mark_drain(n) +
                       __atomic_exchange_n(&work.shadeMarked, 0, __ATOMIC_RELAXED);
@@ -1127,8 +1128,9 @@ bool gc_assist_alloc(uint64_t bytes)
         stw_poll();
     }
     assistDebt -= paid;
-    /* Unpaid debt does not pile up beyond one runway's worth: past the
-     * hard goal, allocation waits for the cycle instead (gc_maybe_start). */
+    /* Unpaid debt does not pile up beyond one runway's worth: a thread
+     * that could not pay waits for the background workers instead
+     * (gc_pace, told by the return value). */
     if (assistDebt > (int64_t)(4u << 20))
         assistDebt = 4u << 20;
     return starved && assistDebt > 0;

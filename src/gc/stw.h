@@ -65,8 +65,9 @@ static inline void gcnosuspend_enter(void)
 }
 
 /* Non-zero while a stop is asking for threads: a registered thread that
- * reaches a safe point (the collected allocation's slow path) stops itself
- * there, which spares the stop a signal (a round trip of tens of
+ * reaches a safe point (the collected allocation's slow path, a mark
+ * assist between slices, an M's search for work) calls stw_poll and stops
+ * itself there, which spares the stop a signal (a round trip of tens of
  * microseconds on a virtual machine).  Threads that do not come in time
  * are signalled as before. */
 extern uint32_t stwPending;

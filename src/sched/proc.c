@@ -1905,7 +1905,7 @@ struct sudog *acquireSudog(void)
     if (cur && !cur->gsudogBusy && cur->m && cur != cur->m->g0) {
         cur->gsudogBusy = true;
         s = &cur->gsudog;
-        memset(s, 0, sizeof *s);
+        sudog_clear(s);
         return s;
     }
     struct p *pp = cur && cur->m ? cur->m->p : NULL;
@@ -1926,7 +1926,7 @@ struct sudog *acquireSudog(void)
         if (!s)
             throw("acquireSudog: out of memory");
     }
-    memset(s, 0, sizeof *s);
+    sudog_clear(s);
     return s;
 }
 

@@ -321,24 +321,28 @@ void errno_set(int e);
 struct sudog *acquireSudog(void);
 void releaseSudog(struct sudog *s);
 
-/* The same for gp, the running goroutine, inline where it can use its own
- * embedded sudog (a G waits on one thing at a time outside select): a
+/* Clears a sudog for its next wait.  Field by field: a whole-struct clear
+ * compiles to rep stos, which costs more than the switch it serves. */
+static inline void sudog_clear(struct sudog *s)
+{
+    s->g = NULL;
+    s->next = s->prev = s->parent = s->waitlink = s->waittail = NULL;
+    s->elem = NULL;
+    s->acquiretime = s->releasetime = 0;
+    s->ticket = 0;
+    s->isSelect = s->success = false;
+    s->c = NULL;
+}
+
+/* acquireSudog for gp, the running goroutine, inline where it can use its
+ * own embedded sudog (a G waits on one thing at a time outside select): a
  * channel operation that blocks pays no call and no cache for it. */
 static inline struct sudog *acquireSudogFor(struct g *gp)
 {
     if (__builtin_expect(!gp->gsudogBusy, 1)) {
-        /* Field by field: a whole-struct clear compiles to rep stos, which
-         * costs more than the switch it serves. */
-        struct sudog *s = &gp->gsudog;
         gp->gsudogBusy = true;
-        s->g = NULL;
-        s->next = s->prev = s->parent = s->waitlink = s->waittail = NULL;
-        s->elem = NULL;
-        s->acquiretime = s->releasetime = 0;
-        s->ticket = 0;
-        s->isSelect = s->success = false;
-        s->c = NULL;
-        return s;
+        sudog_clear(&gp->gsudog);
+        return &gp->gsudog;
     }
     return acquireSudog();
 }
