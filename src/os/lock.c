@@ -1,8 +1,10 @@
 /*
- * lock.c — the contended half of rtmutex (see lock.h).
+ * lock.c — the contended halves of rtmutex and spinlock (see lock.h).
  */
 #include "os/lock.h"
 #include "os/os.h"
+
+#include <sched.h>
 
 static inline void cpu_relax(void)
 {
@@ -32,4 +34,21 @@ void gort_lock_slow(rtmutex *m)
 void gort_unlock_slow(rtmutex *m)
 {
     os_futex_wake(&m->state, 1);
+}
+
+/* Spins this many rounds before yielding the thread: a holder that is
+ * running finishes its section well within them. */
+#define SPIN_ROUNDS 200
+
+void spin_lock_slow(spinlock *l)
+{
+    for (int round = 0;; round++) {
+        if (__atomic_load_n(&l->held, __ATOMIC_RELAXED) == 0 &&
+            __atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE) == 0)
+            return;
+        if (round < SPIN_ROUNDS)
+            cpu_relax();
+        else
+            sched_yield();   /* the holder is likely off its CPU */
+    }
 }

@@ -244,10 +244,10 @@ GORT_API void gort_chan_free(gort_chan *c)
         fn(c, c->onfreearg);
     }
     for (;;) {
-        gort_lock(&c->lock);
+        spin_lock(&c->lock);
         bool busy = c->recvq.first != NULL || c->sendq.first != NULL;
         uint32_t selects = c->selects;
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         if (busy)
             throw("gort_chan_free: channel in use (goroutines wait on it)");
         if (selects == 0)
@@ -260,6 +260,15 @@ GORT_API void gort_chan_free(gort_chan *c)
             sched_yield();
     }
     gort_free(c);
+}
+
+/* gopark's unlock: c's lock is dropped only once the parked goroutine is off
+ * its stack, so a partner that takes the sudog cannot ready it before. */
+static bool chanparkcommit(struct g *gp, void *lock)
+{
+    (void)gp;
+    spin_unlock(lock);
+    return true;
 }
 
 /* Parks the calling goroutine on queue q of c (whose lock is held, and
@@ -275,7 +284,7 @@ static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reas
     gp->waiting = mysg;
     gp->param = NULL;
     waitq_enqueue(q, mysg);
-    goparkunlock(&c->lock, reason);
+    gopark(chanparkcommit, &c->lock, reason);
     if (gp->param != mysg)
         throw("chan: bad wakeup");
     gp->waiting = NULL;
@@ -302,28 +311,28 @@ bool chansend(struct hchan *c, const void *elem, bool block)
     if (!block && ld_closed(c) == 0 && chan_full(c))
         return false;
 
-    gort_lock(&c->lock);
+    spin_lock(&c->lock);
     if (c->closed != 0) {
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         throw("send on closed channel");
     }
 
     struct sudog *sg = waitq_dequeue(&c->recvq);
     if (sg != NULL) {
         struct g *gp = chan_send_direct(c, sg, elem);
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         goready(gp);
         return true;
     }
 
     if (c->qcount < c->dataqsiz) {
         chan_buf_put(c, elem);
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         return true;
     }
 
     if (!block) {
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         return false;
     }
 
@@ -360,11 +369,11 @@ bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
         }
     }
 
-    gort_lock(&c->lock);
+    spin_lock(&c->lock);
     if (c->closed != 0) {
         if (c->qcount == 0) {
             chan_zero(c, elem);    /* before unlocking: c may be freed after */
-            gort_unlock(&c->lock);
+            spin_unlock(&c->lock);
             return true;
         }
         /* Closed but buffered values remain: drain them below. */
@@ -372,7 +381,7 @@ bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
         struct sudog *sg = waitq_dequeue(&c->sendq);
         if (sg != NULL) {
             struct g *gp = chan_recv_direct(c, sg, elem);
-            gort_unlock(&c->lock);
+            spin_unlock(&c->lock);
             goready(gp);
             *received = true;
             return true;
@@ -381,13 +390,13 @@ bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
 
     if (c->qcount > 0) {
         chan_buf_take(c, elem);
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         *received = true;
         return true;
     }
 
     if (!block) {
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         return false;
     }
 
@@ -402,9 +411,9 @@ void closechan(struct hchan *c)
 {
     if (c == NULL)
         throw("close of nil channel");
-    gort_lock(&c->lock);
+    spin_lock(&c->lock);
     if (c->closed != 0) {
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
         throw("close of closed channel");
     }
     __atomic_store_n(&c->closed, 1, __ATOMIC_RELEASE);
@@ -428,7 +437,7 @@ void closechan(struct hchan *c)
         tail = &sg->g->schedlink;
     }
     *tail = NULL;
-    gort_unlock(&c->lock);
+    spin_unlock(&c->lock);
 
     while (glist != NULL) {
         struct g *gp = glist;

@@ -31,7 +31,7 @@ struct hchan {
     size_t sendx, recvx;         /* ring indices */
     struct waitq recvq;          /* blocked receivers */
     struct waitq sendq;          /* blocked senders */
-    rtmutex lock;
+    spinlock lock;               /* never held across anything that blocks */
     /* Select sudogs enqueued here whose select has not yet cleaned up
      * (pass 3 relocks c); gort_chan_free waits for 0.  Under lock. */
     uint32_t selects;

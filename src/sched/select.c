@@ -73,7 +73,7 @@ static void sellock(gort_select_case *cases, const int *lockorder, int n)
         struct hchan *c = cases[lockorder[i]].c;
         if (c != last) {
             last = c;
-            gort_lock(&c->lock);
+            spin_lock(&c->lock);
         }
     }
 }
@@ -86,7 +86,7 @@ static void selunlock(gort_select_case *cases, const int *lockorder, int n)
         struct hchan *c = cases[lockorder[i]].c;
         if (i + 1 < n && cases[lockorder[i + 1]].c == c)
             continue;
-        gort_unlock(&c->lock);
+        spin_unlock(&c->lock);
     }
 }
 
@@ -100,11 +100,11 @@ static bool selparkcommit(struct g *gp, void *unused)
     struct hchan *lastc = NULL;
     for (struct sudog *sg = gp->waiting; sg != NULL; sg = sg->waitlink) {
         if (sg->c != lastc && lastc != NULL)
-            gort_unlock(&lastc->lock);
+            spin_unlock(&lastc->lock);
         lastc = sg->c;
     }
     if (lastc != NULL)
-        gort_unlock(&lastc->lock);
+        spin_unlock(&lastc->lock);
     return true;
 }
 
