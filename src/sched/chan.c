@@ -83,20 +83,6 @@ static inline bool chan_full(struct hchan *c)
 
 /* ---- Elements ------------------------------------------------------------ */
 
-void chan_copy(struct hchan *c, void *dst, const void *src)
-{
-    if (dst == NULL || src == NULL)
-        return;
-    /* Word-sized elements, the common case, without a call to memcpy. */
-    switch (c->elemsize) {
-    case 0: break;
-    case 4: __builtin_memcpy(dst, src, 4); break;
-    case 8: __builtin_memcpy(dst, src, 8); break;
-    case 16: __builtin_memcpy(dst, src, 16); break;
-    default: memcpy(dst, src, c->elemsize); break;
-    }
-}
-
 void chan_zero(struct hchan *c, void *dst)
 {
     if (c->elemsize != 0 && dst != NULL)
@@ -134,7 +120,7 @@ void waitq_enqueue(struct waitq *q, struct sudog *sg)
     q->last = sg;
 }
 
-struct sudog *waitq_dequeue(struct waitq *q)
+struct sudog *waitq_dequeue_slow(struct waitq *q)
 {
     for (;;) {
         struct sudog *sg = q->first;
@@ -182,39 +168,6 @@ void waitq_remove(struct waitq *q, struct sudog *sg)
     }
     /* else: already taken off by a waitq_dequeue that lost the CAS. */
     sg->next = sg->prev = NULL;
-}
-
-/* ---- Hand-offs ------------------------------------------------------------ */
-
-struct g *chan_send_direct(struct hchan *c, struct sudog *sg, const void *elem)
-{
-    chan_copy(c, sg->elem, elem);
-    sg->elem = NULL;
-    sg->success = true;
-    struct g *gp = sg->g;
-    gp->param = sg;
-    return gp;
-}
-
-struct g *chan_recv_direct(struct hchan *c, struct sudog *sg, void *elem)
-{
-    if (c->dataqsiz == 0) {
-        chan_copy(c, elem, sg->elem);
-    } else {
-        /* The ring is full (a sender waits): take its head, put the
-         * sender's value in the slot just freed, which is now the tail. */
-        void *qp = chanbuf(c, c->recvx);
-        chan_copy(c, elem, qp);
-        chan_copy(c, qp, sg->elem);
-        if (++c->recvx == c->dataqsiz)
-            c->recvx = 0;
-        c->sendx = c->recvx;
-    }
-    sg->elem = NULL;
-    sg->success = true;
-    struct g *gp = sg->g;
-    gp->param = sg;
-    return gp;
 }
 
 /* ---- make / free ---------------------------------------------------------- */
@@ -296,7 +249,10 @@ static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reas
 
 /* ---- send ----------------------------------------------------------------- */
 
-bool chansend(struct hchan *c, const void *elem, bool block)
+/* The body of every send, inline so that gort_chan_send's copy is compiled
+ * with block known (and its checks folded away). */
+static inline __attribute__((always_inline)) bool
+chansend_inline(struct hchan *c, const void *elem, bool block)
 {
     if (c == NULL) {
         if (!block)
@@ -344,7 +300,8 @@ bool chansend(struct hchan *c, const void *elem, bool block)
 
 /* ---- receive -------------------------------------------------------------- */
 
-bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
+static inline __attribute__((always_inline)) bool
+chanrecv_inline(struct hchan *c, void *elem, bool block, bool *received)
 {
     bool ok_unused;
     if (received == NULL)
@@ -405,6 +362,16 @@ bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
     return true;
 }
 
+bool chansend(struct hchan *c, const void *elem, bool block)
+{
+    return chansend_inline(c, elem, block);
+}
+
+bool chanrecv(struct hchan *c, void *elem, bool block, bool *received)
+{
+    return chanrecv_inline(c, elem, block, received);
+}
+
 /* ---- close ---------------------------------------------------------------- */
 
 void closechan(struct hchan *c)
@@ -453,7 +420,7 @@ GORT_API void gort_chan_send(gort_chan *c, const void *elem)
 {
     requireg("gort_chan_send");
     preemptcheck();
-    chansend(c, elem, true);
+    chansend_inline(c, elem, true);
 }
 
 GORT_API bool gort_chan_recv(gort_chan *c, void *elem)
@@ -461,7 +428,7 @@ GORT_API bool gort_chan_recv(gort_chan *c, void *elem)
     requireg("gort_chan_recv");
     preemptcheck();
     bool ok;
-    chanrecv(c, elem, true, &ok);
+    chanrecv_inline(c, elem, true, &ok);
     return ok;
 }
 

@@ -411,13 +411,14 @@ static bool singleP;
 static inline void runqput(struct p *pp, struct g *gp, bool next)
 {
     if (next) {
-        struct g *old;
-        if (singleP) {
-            old = __atomic_load_n(&pp->runnext, __ATOMIC_RELAXED);
+        /* Thieves only ever change runnext from a G to NULL, so an empty
+         * slot (the usual case: a hand-off between two goroutines) is
+         * filled with a plain store; a full one is swapped atomically. */
+        struct g *old = __atomic_load_n(&pp->runnext, __ATOMIC_RELAXED);
+        if (old == NULL || singleP)
             __atomic_store_n(&pp->runnext, gp, __ATOMIC_RELEASE);
-        } else {
+        else
             old = __atomic_exchange_n(&pp->runnext, gp, __ATOMIC_ACQ_REL);
-        }
         if (!old)
             return;
         gp = old;
@@ -603,7 +604,11 @@ static struct m *mget(void)
  * the two, against a spinning M that gives up (findrunnable): either the
  * queuer sees it spinning, or it sees the work.  runnext exchanges and
  * sched.lock's release are locked instructions; a plain ring store is
- * followed by runq_fence(). */
+ * followed by runq_fence().  The one exception is a G stored in an empty
+ * runnext (goready's hand-off, every channel wake-up): there the barrier
+ * would cost a third of the hand-off, and the G is due to run next on its
+ * own P anyway.  If an M going idle misses it, sysmon's next tick wakes a
+ * P for it (work queued behind a running G). */
 static inline void runq_fence(void)
 {
     if (!singleP)
@@ -880,14 +885,16 @@ __attribute__((noreturn, used)) void goroutine_start(void)
     gort_goexit();
 }
 
-static void switchto(struct m *mp, struct g *cur, struct g *gp)
+/* Leaves cur for gp.  Returns when cur is switched to again; the caller
+ * then runs afterswitch() for whoever switched to it.  Keeping that out of
+ * here lets leave() end in a tail call: no frame, no registers saved twice. */
+static inline void switchto(struct g *cur, struct g *gp)
 {
 #ifdef GORT_TSAN
     __tsan_switch_to_fiber(gp->tsanFiber, 0);
 #endif
     setg(gp);
     gogo(&cur->sched, &gp->sched);
-    afterswitch();
 }
 
 /* A G's first run: its stack (from the P's cache) and its first frame. */
@@ -919,12 +926,14 @@ static void execute(struct g *gp, bool inheritTime)
 {
     struct m *mp = getg()->m;
     prepare(mp, gp, inheritTime);
-    switchto(mp, mp->g0, gp);
+    switchto(mp->g0, gp);
+    afterswitch();
 }
 
 /* The running G (already moved out of _Grunning, with m->switchop set)
  * leaves its M: straight to the next G of its P if one is queued and
- * nothing else needs the scheduler, else to g0. */
+ * nothing else needs the scheduler, else to g0.  The caller runs
+ * afterswitch() once gp runs again. */
 static void leave(struct g *gp)
 {
     /* Check the canary before anything else: preparing the next G may
@@ -946,9 +955,9 @@ static void leave(struct g *gp)
     }
     if (next) {
         prepare(mp, next, inherit);
-        switchto(mp, gp, next);
+        switchto(gp, next);
     } else {
-        switchto(mp, gp, mp->g0);
+        switchto(gp, mp->g0);
     }
 }
 
@@ -966,6 +975,7 @@ void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reaso
     casgstatus(gp, _Grunning, _Gwaiting);
     TRACE(traceEvGoBlock, (uint64_t)gp->goid, reason);
     leave(gp);
+    afterswitch();
 }
 
 static bool parkunlock(struct g *gp, void *lock)
@@ -1048,6 +1058,7 @@ static void yield_to(int op)
     mp->switchop = op;
     casgstatus(gp, _Grunning, _Grunnable);
     leave(gp);
+    afterswitch();
 }
 
 void goyield(void)
@@ -1611,7 +1622,8 @@ void gort_syscall_exit(void)
     mp->switchg = gp;
     mp->switchop = switchExitSyscall;
     stackcheck(gp);
-    switchto(mp, gp, mp->g0);
+    switchto(gp, mp->g0);
+    afterswitch();
     preemptcheck();
 }
 
