@@ -229,6 +229,7 @@ static bool chanparkcommit(struct g *gp, void *lock)
  * elem, or close wakes it.  Returns whether a partner did (false: closed). */
 static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reason)
 {
+    gpick next = gopark_pick();
     struct g *gp = getg();
     struct sudog *mysg = acquireSudogFor(gp);   /* zeroed */
     mysg->g = gp;
@@ -237,7 +238,7 @@ static bool chan_park(struct hchan *c, struct waitq *q, void *elem, uint8_t reas
     gp->waiting = mysg;
     gp->param = NULL;
     waitq_enqueue(q, mysg);
-    gopark(chanparkcommit, &c->lock, reason);
+    gopark_picked(next, chanparkcommit, &c->lock, reason);
     if (gp->param != mysg)
         throw("chan: bad wakeup");
     gp->waiting = NULL;

@@ -930,39 +930,57 @@ static void execute(struct g *gp, bool inheritTime)
     afterswitch();
 }
 
+/* The G that mp switches to when its G leaves: the head of its P's queue
+ * (runnext first), or NULL to go through the scheduler on g0, which it must
+ * when the M is locked to a G, every 61st tick (the global queue's turn)
+ * or when timers are pending.  A G locked to another M is left for
+ * schedule() to hand over. */
+static inline gpick nextg_pick(struct m *mp)
+{
+    struct p *pp = mp->p;
+    gpick next = {NULL, false};
+    if (__builtin_expect(!mp->lockedg && pp->schedtick % 61 != 0 &&
+                         __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0, 1)) {
+        next.g = runqget(pp, &next.inherit);
+        if (__builtin_expect(next.g && next.g->lockedm, 0)) {
+            mp->nextg = next.g;    /* schedule() hands it to its M */
+            next.g = NULL;
+        }
+    }
+    return next;
+}
+
 /* The running G (already moved out of _Grunning, with m->switchop set)
- * leaves its M: straight to the next G of its P if one is queued and
- * nothing else needs the scheduler, else to g0.  The caller runs
+ * leaves its M for next: straight to that G, else to g0.  The caller runs
  * afterswitch() once gp runs again. */
-static void leave(struct g *gp)
+static void leave_to(struct g *gp, gpick next)
 {
     /* Check the canary before anything else: preparing the next G may
      * write its first frame just below an overflowed stack. */
     stackcheck(gp);
     struct m *mp = gp->m;
-    struct p *pp = mp->p;
     gp->m = NULL;
-    struct g *next = NULL;
-    bool inherit = false;
-    /* Laid out for the direct switch, the case every hand-off takes. */
-    if (__builtin_expect(!mp->lockedg && pp->schedtick % 61 != 0 &&
-                         __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0, 1)) {
-        next = runqget(pp, &inherit);
-        if (__builtin_expect(next && next->lockedm, 0)) {
-            mp->nextg = next;    /* schedule() hands it to its M */
-            next = NULL;
-        }
-    }
-    if (__builtin_expect(next != NULL, 1)) {
-        prepare(mp, next, inherit);   /* sets m->curg */
-        switchto(gp, next);
+    if (__builtin_expect(next.g != NULL, 1)) {
+        prepare(mp, next.g, next.inherit);   /* sets m->curg */
+        switchto(gp, next.g);
     } else {
         __atomic_store_n(&mp->curg, NULL, __ATOMIC_RELAXED);
         switchto(gp, mp->g0);
     }
 }
 
-void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reason)
+static void leave(struct g *gp)
+{
+    leave_to(gp, nextg_pick(gp->m));
+}
+
+gpick gopark_pick(void)
+{
+    return nextg_pick(getg()->m);
+}
+
+void gopark_picked(gpick next, bool (*unlockf)(struct g *gp, void *lock), void *lock,
+                   uint8_t reason)
 {
     struct g *gp = getg();
     struct m *mp = gp->m;
@@ -975,8 +993,13 @@ void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reaso
     gp->waitreason = reason;
     casgstatus(gp, _Grunning, _Gwaiting);
     TRACE(traceEvGoBlock, (uint64_t)gp->goid, reason);
-    leave(gp);
+    leave_to(gp, next);
     afterswitch();
+}
+
+void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reason)
+{
+    gopark_picked(gopark_pick(), unlockf, lock, reason);
 }
 
 static bool parkunlock(struct g *gp, void *lock)

@@ -278,6 +278,18 @@ static inline void requireg(const char *fn)
  * unlockf(gp, lock) runs; if it returns false the G is resumed at once
  * (the wait was cancelled), else it stays _Gwaiting until goready. */
 void gopark(bool (*unlockf)(struct g *gp, void *lock), void *lock, uint8_t reason);
+/* gopark in two steps, for a caller that holds the lock guarding its wait
+ * (a channel's): gopark_pick() first takes the G to run next off the P's
+ * queue, while few stores are pending for its atomic to wait on (each
+ * costs it a cycle or more), then the caller records its wait and
+ * gopark_picked() parks exactly as gopark does. */
+typedef struct gpick {
+    struct g *g;                 /* NULL: through the scheduler on g0 */
+    bool inherit;                /* g came from runnext: it inherits the time slice */
+} gpick;
+gpick gopark_pick(void);
+void gopark_picked(gpick next, bool (*unlockf)(struct g *gp, void *lock), void *lock,
+                   uint8_t reason);
 /* gopark that unlocks an rtmutex. */
 void goparkunlock(rtmutex *lock, uint8_t reason);
 /* Makes a _Gwaiting G runnable: it goes to the current P's runnext (or the
