@@ -978,6 +978,12 @@ int main(int argc, char **argv)
             if (regexec(&re, line, 0, NULL, 0) != 0)
                 FAIL("gctrace line does not match Go's format: %s", line);
             forced += strstr(line, "(forced)") != NULL;
+            /* The goal is the one the cycle ran against: the first, started
+             * by the heap's growth, had the 4 MB minimum. */
+            const char *g = strstr(line, " MB, ");
+            int goal = -1;
+            if (lines == 1 && (!g || sscanf(g, " MB, %d MB goal", &goal) != 1 || goal != 4))
+                FAIL("gctrace: first cycle's goal %d MB, want 4: %s", goal, line);
         }
         regfree(&re);
         if (!exited(&ch, 0) || lines < 2 || forced != 1)

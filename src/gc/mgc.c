@@ -325,6 +325,7 @@ static void pb_ms(printbuf *b, uint64_t ns)
  * and the second stop (mark termination); markCPU is the mark's CPU. */
 struct cycletimes {
     uint64_t start, stw1, mark, stw2, markCPU;
+    uint64_t goal;         /* the heap goal this cycle ran against (gctrace's) */
 };
 
 static void gctrace_line(const struct cycletimes *ct, int nproc, uint64_t heap0, uint64_t heap1,
@@ -365,7 +366,7 @@ static void gctrace_line(const struct cycletimes *ct, int nproc, uint64_t heap0,
     pb_str(&b, "->");
     pb_u64(&b, live >> 20);
     pb_str(&b, " MB, ");
-    pb_u64(&b, gcheap.goal >> 20);
+    pb_u64(&b, ct->goal >> 20);
     pb_str(&b, " MB goal, ");
     pb_u64(&b, gcheap.stacksScan >> 20);
     pb_str(&b, " MB stacks, ");
@@ -466,7 +467,7 @@ static void collect_stw(bool forced)
         gort_unlock(&gcLock);
         return;
     }
-    uint64_t start = os_nanotime();
+    uint64_t start = os_nanotime(), goal = gcheap.goal;
     finishsweep();
     uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     gc_collect_globals();
@@ -481,7 +482,7 @@ static void collect_stw(bool forced)
     /* gctrace's first figure is the stop itself, as Go's sweep-termination
      * pause; the sweeping and set-up before it run with the world going. */
     struct cycletimes ct = {start, tStop - t0, tMark - tStop, tEnd - tMark,
-                            (tMark - tStop) * (uint64_t)nproc};
+                            (tMark - tStop) * (uint64_t)nproc, goal};
     uint64_t cpu = (tStop - t0 + tEnd - tMark) * (uint64_t)nproc + ct.markCPU + (t0 - start);
     cycle_done(&ct, tEnd - t0, cpu, nproc, heap0, heap0, forced);
     gort_unlock(&gcLock);
@@ -505,7 +506,7 @@ static struct {
 static void collect_concurrent(bool forced)
 {
     gort_lock(&gcLock);
-    uint64_t start = os_nanotime();
+    uint64_t start = os_nanotime(), goal = gcheap.goal;
     finishsweep();
     uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     gc_collect_globals();
@@ -542,7 +543,7 @@ static void collect_concurrent(bool forced)
     uint64_t t4 = os_nanotime();
     unlock_world();
 
-    struct cycletimes ct = {start, t1 - t0, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg};
+    struct cycletimes ct = {start, t1 - t0, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg, goal};
     uint64_t cpu = (t1 - t0 + t4 - t3) * (uint64_t)nproc + ct.markCPU + (t0 - start);
     cycle_done(&ct, (t1 - t0) + (t4 - t3), cpu, nproc, heap0, heap1, forced);
     gort_unlock(&gcLock);
