@@ -209,6 +209,124 @@ static int mode_trees(void)
     return 0;
 }
 
+/* ---- Pointer maps ---------------------------------------------------------- */
+
+/* Typed objects of 1..8 words with their one pointer in each position,
+ * first in runs of one type (spans laid out for it whole), then round-robin
+ * with each other and with conservative objects of the same sizes (spans of
+ * mixed maps).  Every pointer word must keep its payload; every other word
+ * holds the address of a bait object, which must not be kept: the map is
+ * the type's, not all words. */
+#define PM_WORDS 8
+#define PM_RUN 600
+static uint64_t pm_masks[PM_WORDS + 1][PM_WORDS];
+static gort_type pm_types[PM_WORDS + 1][PM_WORDS];
+
+typedef struct pm_obj {
+    uintptr_t w[PM_WORDS];
+} pm_obj;
+
+static pm_obj *pm_make(int words, int pos, long tag, gort_weak **bait)
+{
+    pm_obj *o = gort_new_typed(&pm_types[words][pos]);
+    CHECK(o != NULL);
+    for (int i = 0; i < words; i++)
+        CHECK(o->w[i] == 0);
+    char *payload = gort_new_noscan(24);
+    CHECK(payload != NULL);
+    snprintf(payload, 24, "pm %ld", tag);
+    o->w[pos] = (uintptr_t)payload;
+    *bait = NULL;
+    if (words > 1) {
+        void *b = gort_new_noscan(64);
+        CHECK(b != NULL);
+        *bait = gort_weak_make(b);
+        CHECK(*bait != NULL);
+        for (int i = 0; i < words; i++)
+            if (i != pos)
+                o->w[i] = (uintptr_t)b;
+    }
+    return o;
+}
+
+struct pm_set {
+    pm_obj **objs;
+    gort_weak **baits;
+    unsigned char *words, *pos;
+    long n;
+};
+
+static void pm_add(struct pm_set *set, int words, int pos)
+{
+    long i = set->n++;
+    set->words[i] = (unsigned char)words;
+    set->pos[i] = (unsigned char)pos;
+    gort_store((void **)&set->objs[i], pm_make(words, pos, i, &set->baits[i]));
+}
+
+static __attribute__((noinline)) void pm_fill(struct pm_set *set, bool roundrobin)
+{
+    if (!roundrobin) {
+        for (int words = 1; words <= PM_WORDS; words++)
+            for (int pos = 0; pos < words; pos++)
+                for (int k = 0; k < PM_RUN; k++)
+                    pm_add(set, words, pos);
+        return;
+    }
+    for (int k = 0; k < PM_RUN; k++)
+        for (int words = 1; words <= PM_WORDS; words++)
+            for (int pos = 0; pos < words; pos++) {
+                pm_add(set, words, pos);
+                /* A conservative neighbour of the same size. */
+                CHECK(gort_new(sizeof(uintptr_t) * (size_t)words) != NULL);
+            }
+}
+
+static int mode_ptrmaps(void)
+{
+    for (int words = 1; words <= PM_WORDS; words++)
+        for (int pos = 0; pos < words; pos++) {
+            pm_masks[words][pos] = (uint64_t)1 << pos;
+            pm_types[words][pos] = (gort_type){(size_t)words * sizeof(uintptr_t),
+                                               &pm_masks[words][pos], "pm"};
+        }
+    long total = 2L * PM_RUN * (PM_WORDS * (PM_WORDS + 1) / 2);
+    struct pm_set set = {gort_new(sizeof(pm_obj *) * (size_t)total),
+                         calloc((size_t)total, sizeof(gort_weak *)), malloc((size_t)total),
+                         malloc((size_t)total), 0};
+    CHECK(set.objs != NULL && set.baits != NULL && set.words != NULL && set.pos != NULL);
+    pm_fill(&set, false);
+    pm_fill(&set, true);
+    CHECK(set.n == total);
+    for (int round = 0; round < 3; round++)
+        collect();
+    /* Reuse whatever was wrongly freed, so that a lost payload shows. */
+    for (long i = 0; i < 2 * total; i++)
+        memset(gort_new_noscan(24), 'X', 24);
+    long nbaits = 0, kept = 0;
+    for (long i = 0; i < set.n; i++) {
+        const pm_obj *o = set.objs[i];
+        int words = set.words[i], pos = set.pos[i];
+        char want[24];
+        snprintf(want, sizeof want, "pm %ld", i);
+        CHECKF(strcmp((const char *)o->w[pos], want) == 0,
+               "object %ld (%d words, pointer at %d): payload corrupt", i, words, pos);
+        if (!set.baits[i])
+            continue;
+        nbaits++;
+        kept += gort_weak_get(set.baits[i]) != NULL;
+        gort_weak_free(set.baits[i]);
+    }
+    /* Conservative stack words may keep a few baits; a map of all words
+     * would keep every one. */
+    CHECKF(kept * 10 < nbaits, "%ld of %ld baits kept by non-pointer words", kept, nbaits);
+    printf("ptrmaps: %ld objects, %ld of %ld baits kept\n", set.n, kept, nbaits);
+    free(set.baits);
+    free(set.words);
+    free(set.pos);
+    return 0;
+}
+
 /* A weak handle to a fresh object, made in a frame that then dies. */
 static __attribute__((noinline)) gort_weak *orphan(size_t size, int noscan)
 {
@@ -866,6 +984,7 @@ static int run_mode(void)
 {
     if (!strcmp(mode, "lists")) return mode_lists();
     if (!strcmp(mode, "trees")) return mode_trees();
+    if (!strcmp(mode, "ptrmaps")) return mode_ptrmaps();
     if (!strcmp(mode, "weak")) return mode_weak();
     if (!strcmp(mode, "final")) return mode_final();
     if (!strcmp(mode, "threads")) return mode_threads();
@@ -911,7 +1030,7 @@ int main(int argc, char **argv)
         return run_mode();
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    static const char *const cases[] = {"lists", "trees", "weak", "final", "threads",
+    static const char *const cases[] = {"lists", "trees", "ptrmaps", "weak", "final", "threads",
                                         "fork", "errors", "retention", "pacer", "goroutines"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (!selected(cases[i]))

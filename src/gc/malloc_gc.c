@@ -37,6 +37,10 @@ struct gcheap gcheap;
 #define tinySize 16
 #define tinyClass 2          /* the 16-byte size class */
 
+/* mspan.ptrtype's name for the map of a conservative object (all words):
+ * only its address is used. */
+static const gort_type gc_ptrtype_all = {0};
+
 /* ---- Start-up --------------------------------------------------------- */
 
 static pthread_once_t gcOnce = PTHREAD_ONCE_INIT;
@@ -152,6 +156,7 @@ static struct mspan *span_fresh(unsigned gcc)
     span_init_small(s, makeSpanClass((uint8_t)cls, 0));
     memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
     s->ptrbits = ptrbits;
+    s->ptrtype = noscan ? NULL : &gc_ptrtype_all;
     s->gcclass = (uint16_t)gcc;
     s->sweepgen = sweepgen_now();
     __atomic_store_n(&s->gc, noscan ? GCSPAN_NOSCAN : GCSPAN_SCAN, __ATOMIC_RELEASE);
@@ -344,12 +349,23 @@ static inline void bits_put(uint64_t *bits, uintptr_t from, unsigned n, uint64_t
     }
 }
 
-/* The pointer map of a typed object at p in small scan span s: the bits
- * of nelem elements of t, zero after them (nosuspend section held).
- * Written a word of the type's mask at a time. */
-static void write_ptrbits_slow(struct mspan *s, uintptr_t w0, uintptr_t nw, const gort_type *t,
+/* The pointer map of one slot (words w0 .. w0+nw) of small scan span s:
+ * all words for a conservative object (t NULL), else the bits of nelem
+ * elements of t, zero after them (nosuspend section held).  Written a word
+ * of the type's mask at a time. */
+static void write_slot_ptrbits(struct mspan *s, uintptr_t w0, uintptr_t nw, const gort_type *t,
                                size_t nelem)
 {
+    if (nw <= 64) {
+        if (!t) {
+            bits_put(s->ptrbits, w0, (unsigned)nw, ~(uint64_t)0);
+            return;
+        }
+        if (nelem == 1 && t->ptrmask && t->size == nw * sizeof(void *)) {
+            bits_put(s->ptrbits, w0, (unsigned)nw, t->ptrmask[0]);
+            return;
+        }
+    }
     if (!t) {
         bits_set(s->ptrbits, w0, nw, true);
         return;
@@ -369,25 +385,72 @@ static void write_ptrbits_slow(struct mspan *s, uintptr_t w0, uintptr_t nw, cons
         bits_set(s->ptrbits, w0 + done, nw - done, false);
 }
 
-/* This runs at every scan allocation: objects of up to 64 words that are
- * untyped or of one element of a typed object take one or two word
- * writes. */
+/* Lays every slot of s (nw words each) out for one object of type t (all
+ * words when t is NULL).  The map is periodic, nw bits per slot, so for
+ * slots of up to 64 words each word of it is 64 bits of that period taken
+ * at the right phase: a few instructions a word, not a write per slot. */
+static void fill_span_ptrbits(struct mspan *s, uintptr_t nw, const gort_type *t)
+{
+    size_t nwords = ((s->npages << _PageShift) / sizeof(void *) + 63) / 64;
+    if (!t) {
+        memset(s->ptrbits, 0xff, nwords * sizeof(uint64_t));
+        return;
+    }
+    if (nw > 64) {
+        for (unsigned i = 0; i < s->nelems; i++)
+            write_slot_ptrbits(s, (uintptr_t)i * nw, nw, t, 1);
+        return;
+    }
+    /* One slot's bits: the type's words, zero after them. */
+    uintptr_t tw = t->size / sizeof(void *);
+    uint64_t lown = nw == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nw) - 1;
+    uint64_t slot = tw >= 64 ? t->ptrmask[0] : t->ptrmask[0] & (((uint64_t)1 << tw) - 1);
+    slot &= lown;
+    /* The period repeated over 128 bits, from phase 0. */
+    uint64_t rep[3] = {0, 0, 0};
+    for (unsigned pos = 0; pos < 128; pos += (unsigned)nw) {
+        rep[pos >> 6] |= slot << (pos & 63);
+        if ((pos & 63) != 0 && (pos & 63) + nw > 64)
+            rep[(pos >> 6) + 1] |= slot >> (64 - (pos & 63));
+    }
+    unsigned phase = 0, step = (unsigned)(64 % nw);
+    for (size_t k = 0; k < nwords; k++) {
+        s->ptrbits[k] = phase == 0 ? rep[0] : (rep[0] >> phase) | (rep[1] << (64 - phase));
+        phase += step;
+        if (phase >= nw)
+            phase -= (unsigned)nw;
+    }
+}
+
+/* The map of the object at p differs from what its slot holds.  When it is
+ * the span's only object (a fresh span, or one the last sweep emptied but
+ * for nothing), every slot is laid out for its kind at once, so that the
+ * rest of the span's objects of that kind write nothing: a span mostly
+ * holds one type.  Otherwise the slot alone, and the span is mixed. */
+static __attribute__((noinline)) void write_ptrbits_slow(struct mspan *s, uintptr_t p,
+                                                        const gort_type *t, size_t nelem,
+                                                        const gort_type *kind)
+{
+    uintptr_t nw = s->elemsize / sizeof(void *);
+    if (kind && s->allocCount == 1) {
+        fill_span_ptrbits(s, nw, t);
+        s->ptrtype = kind;
+        return;
+    }
+    write_slot_ptrbits(s, (p - s->startAddr) / sizeof(void *), nw, t, nelem);
+    s->ptrtype = NULL;
+}
+
+/* This runs at every scan allocation: nothing to write when the span's
+ * slots all hold the map of this kind of object already (a conservative
+ * one, or one element of type t; arrays always write theirs). */
 static inline __attribute__((always_inline)) void write_ptrbits(struct mspan *s, uintptr_t p,
                                                           const gort_type *t, size_t nelem)
 {
-    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
-    uintptr_t nw = s->elemsize / sizeof(void *);
-    if (nw <= 64) {
-        if (!t) {
-            bits_put(s->ptrbits, w0, (unsigned)nw, ~(uint64_t)0);
-            return;
-        }
-        if (nelem == 1 && t->ptrmask && t->size == nw * sizeof(void *)) {
-            bits_put(s->ptrbits, w0, (unsigned)nw, t->ptrmask[0]);
-            return;
-        }
-    }
-    write_ptrbits_slow(s, w0, nw, t, nelem);
+    const gort_type *kind = t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
+    if (__builtin_expect(kind != NULL && s->ptrtype == kind, 1))
+        return;
+    write_ptrbits_slow(s, p, t, nelem, kind);
 }
 
 static struct mcache *gc_cache(bool *shared)

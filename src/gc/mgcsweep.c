@@ -41,6 +41,7 @@ static void span_release_to_heap(struct mspan *s)
     __atomic_store_n(&s->gc, 0, __ATOMIC_RELEASE);
     gort_free(s->ptrbits);
     s->ptrbits = NULL;
+    s->ptrtype = NULL;
     s->largeType = NULL;
     mheap_free(s);
 }

@@ -272,8 +272,8 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
     __atomic_store_n(&s->roots, (uint8_t)(kind == spanMalloc && spanClass_noscan(sc)), __ATOMIC_RELAXED);
     if (s->roots)
         arena_setRootPage(s->startAddr, 1);
-    s->typed = 0;
     s->ptrbits = NULL;
+    s->ptrtype = NULL;
     s->largeType = NULL;
     if (sc == 0) {
         if (!manual)

@@ -97,11 +97,14 @@ struct mspan {
     uint8_t roots;            /* malloc's, holding gort_malloc_uncollectable
                                  blocks: every allocated block is a root.  The
                                  small ones are malloc's odd span classes. */
-    uint8_t typed;            /* ptrbits holds a pointer map (else: all words) */
     uint16_t gcclass;         /* index of its gcentral (sizeclass*2 + noscan) */
     uintptr_t largeSize;      /* large object: the bytes asked for (scan limit) */
     const struct gort_type *largeType;  /* large typed object: its type */
-    uint64_t *ptrbits;        /* small typed span: a bit per word, 1 = pointer */
+    uint64_t *ptrbits;        /* small scan span: a bit per word, 1 = pointer */
+    /* Every slot's map in ptrbits is that of one object of this type
+     * (gc_ptrtype_all: all words, a conservative object's), so allocating
+     * another writes none; NULL when the slots differ. */
+    const struct gort_type *ptrtype;
     uint64_t gcmarkBits[_MaxSpanElems / 64];
 };
 
