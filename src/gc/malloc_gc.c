@@ -473,7 +473,7 @@ static struct mcache *gc_cache(bool *shared)
  * that dominate, two overlapping stores of a fixed size (which the
  * compiler emits inline), where a call to memset costs as much as the rest
  * of the allocation. */
-static inline void zero_object(void *p, size_t n)
+static inline void zero_small(void *p, size_t n)   /* n <= 64 */
 {
     char *c = p;
     if (n <= 16) {
@@ -482,12 +482,18 @@ static inline void zero_object(void *p, size_t n)
     } else if (n <= 32) {
         memset(c, 0, 16);
         memset(c + n - 16, 0, 16);
-    } else if (n <= 64) {
+    } else {
         memset(c, 0, 32);
         memset(c + n - 32, 0, 32);
-    } else {
-        memset(c, 0, n);
     }
+}
+
+static inline void zero_object(void *p, size_t n)
+{
+    if (n <= 64)
+        zero_small(p, n);
+    else
+        memset(p, 0, n);
 }
 
 /* The object p just taken from cached span s, inside the nosuspend section
@@ -656,6 +662,31 @@ static void *mallocgc_slow(size_t size, bool noscan, const gort_type *t, size_t 
     return p;
 }
 
+/* finish_small and the end of the section, for the fast path's less common
+ * cases (a pointer map to write, marking under way, a big object to zero). */
+static __attribute__((noinline)) void *finish_small_slow(struct mspan *s, void *p, size_t size,
+                                                         bool noscan, const gort_type *t,
+                                                         size_t nelem)
+{
+    finish_small(tls_mcache, s, p, size, noscan, t, nelem);
+    gcnosuspend_exit();
+    return p;
+}
+
+/* The cached span is spent: leave the section, then the slow path. */
+static __attribute__((noinline)) void *mallocgc_refill(size_t size, bool noscan, const gort_type *t,
+                                                       size_t nelem)
+{
+    gcnosuspend_exit();
+    return mallocgc_slow(size, noscan, t, nelem);
+}
+
+static __attribute__((noinline)) void *suspend_deferred_then(void *p)
+{
+    gcsuspend_deferred();
+    return p;
+}
+
 static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool noscan,
                                                             const gort_type *t, size_t nelem)
 {
@@ -670,11 +701,24 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
         struct mspan *s = c->gcalloc[gcc];
         void *p = span_nextFreeFast(s);
         if (__builtin_expect(p != NULL, 1)) {
-            finish_small(c, s, p, size, noscan, t, nelem);
-            gcnosuspend_exit();
+            /* The common case inline, with no call but tail calls, so that
+             * it saves no registers: the map in place already, no mark
+             * under way, at most 64 bytes to zero. */
+            const gort_type *kind = t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
+            size_t zn = noscan ? (size + 7) & ~(size_t)7 : s->elemsize;
+            if (__builtin_expect((!noscan && (kind == NULL || s->ptrtype != kind)) ||
+                                 gc_marking() || (s->needzero && zn > 64), 0))
+                return finish_small_slow(s, p, size, noscan, t, nelem);   /* (6 arguments: a tail call) */
+            mcache_count(&c->gcnmalloc, 1);
+            mcache_count(&c->gcbytes, s->elemsize);
+            if (s->needzero)
+                zero_small(p, zn);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
+                return suspend_deferred_then(p);
             return p;
         }
-        gcnosuspend_exit();
+        return mallocgc_refill(size, noscan, t, nelem);
     }
     return mallocgc_slow(size, noscan, t, nelem);
 }
@@ -694,13 +738,17 @@ static bool type_ok(const gort_type *t)
     return t && t->size != 0 && (t->size % sizeof(void *) == 0 || !t->ptrmask);
 }
 
+static __attribute__((noinline)) void *fail_einval(void)
+{
+    errno = EINVAL;
+    return NULL;
+}
+
 GORT_API void *gort_new_array(const gort_type *t, size_t n)
 {
     size_t bytes;
-    if (!type_ok(t)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!type_ok(t))
+        return fail_einval();
     if (__builtin_mul_overflow(t->size, n, &bytes)) {
         errno = ENOMEM;
         return NULL;
@@ -710,17 +758,15 @@ GORT_API void *gort_new_array(const gort_type *t, size_t n)
 
 GORT_API void *gort_new_typed(const gort_type *t)
 {
-    if (!type_ok(t)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!type_ok(t))
+        return fail_einval();
     return mallocgc(t->size, t->ptrmask == NULL, t, 1);
 }
 
 /* Go's hybrid write barrier: while marking, the old value and the new one
  * are shaded (through the cache's buffer), in the same nosuspend section
  * as the store, so a stop never falls between the check and the store. */
-GORT_API void gort_store(void **slot, void *val)
+static __attribute__((noinline)) void store_slow(void **slot, void *val)
 {
     if (__builtin_expect(!__atomic_load_n(&gcModeChosen, __ATOMIC_RELAXED), 0))
         gc_set_mode(true, false);
@@ -741,4 +787,24 @@ GORT_API void gort_store(void **slot, void *val)
     }
     __atomic_store_n(slot, val, __ATOMIC_RELAXED);
     gcnosuspend_exit();
+}
+
+/* Leaves the fast path's section, then the whole barrier. */
+static __attribute__((noinline)) void store_slow_leave(void **slot, void *val)
+{
+    gcnosuspend_exit();
+    store_slow(slot, val);
+}
+
+/* Every store outside a mark: the check and the store in one section, and
+ * no call but tail calls, so that it saves no registers. */
+GORT_API void gort_store(void **slot, void *val)
+{
+    gcnosuspend_enter();
+    if (__builtin_expect(!__atomic_load_n(&gcModeChosen, __ATOMIC_RELAXED) || gc_marking(), 0))
+        return store_slow_leave(slot, val);
+    __atomic_store_n(slot, val, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
+        gcsuspend_deferred();
 }
