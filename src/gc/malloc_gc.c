@@ -214,6 +214,63 @@ static struct mspan *gcentral_cacheSpan(unsigned gcc)
     return s;
 }
 
+/* Allocate black, a span at a time.  The first object a cache takes from
+ * s during a mark marks itself and every slot still free after it: the
+ * cache allocates only there, so its next objects are born black with no
+ * atomic of their own (one each, Go's way, cost an allocation a third of
+ * its time while marking).  They count as allocated black now;
+ * span_settle_black takes back the slots still free when s leaves the
+ * cache or the mark ends.  Only free slots gain or lose marks here, and
+ * marking never marks a free slot, so the atomics only guard the words'
+ * other bits. */
+static __attribute__((noinline)) void span_premark(struct mcache *c, struct mspan *s, uintptr_t p)
+{
+    unsigned idx = (unsigned)(((uint64_t)(p - s->startAddr) * s->divMul) >> 32);
+    unsigned words = (s->nelems + 63u) / 64u, n = 0;
+    for (unsigned w = idx >> 6; w < words; w++) {
+        uint64_t bits = ~s->allocBits[w];
+        if (w == idx >> 6)
+            bits = (bits & (~(uint64_t)0 << (idx & 63))) | (uint64_t)1 << (idx & 63);
+        if (w == words - 1 && (s->nelems & 63) != 0)
+            bits &= ((uint64_t)1 << (s->nelems & 63)) - 1;
+        if (bits) {
+            __atomic_fetch_or(&s->gcmarkBits[w], bits, __ATOMIC_RELAXED);
+            n += (unsigned)__builtin_popcountll(bits);
+        }
+    }
+    s->premarked = 1;
+    mcache_count(&c->gcblack, (uint64_t)n * s->elemsize);
+}
+
+/* The slots span_premark marked that were never allocated lose their
+ * marks (nosuspend section held, or the world stopped). */
+static void span_settle_black(struct mcache *c, struct mspan *s)
+{
+    if (!s->premarked)
+        return;
+    unsigned from = s->freeindex, words = (s->nelems + 63u) / 64u, n = 0;
+    for (unsigned w = from >> 6; w < words; w++) {
+        uint64_t free = ~s->allocBits[w];
+        if (w == from >> 6)
+            free &= ~(uint64_t)0 << (from & 63);
+        if (w == words - 1 && (s->nelems & 63) != 0)
+            free &= ((uint64_t)1 << (s->nelems & 63)) - 1;
+        if (free) {
+            __atomic_fetch_and(&s->gcmarkBits[w], ~free, __ATOMIC_RELAXED);
+            n += (unsigned)__builtin_popcountll(free);
+        }
+    }
+    s->premarked = 0;
+    c->gcblack -= (uint64_t)n * s->elemsize;
+}
+
+void gcsettle_caches(void)
+{
+    for (struct mcache *c = allmcaches; c; c = c->allnext)
+        for (unsigned i = 0; i < numGCClasses; i++)
+            span_settle_black(c, c->gcalloc[i]);
+}
+
 /* Installs s in slot gcc of c (inside a nosuspend section).  A cycle may
  * have run since s was swept; then it is swept again first. */
 static bool install_span(struct mcache *c, unsigned gcc, struct mspan *s, uint64_t *got)
@@ -262,6 +319,7 @@ static struct mspan *span_refresh(struct mspan *s)
 static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
 {
     struct mspan *s = c->gcalloc[gcc];
+    span_settle_black(c, s);
     c->gcalloc[gcc] = &emptymspan;
     /* The bitmap is the truth: in a fork child, a thread that no longer
      * exists may have stopped between setting a bit and counting it, and a
@@ -503,11 +561,9 @@ static inline __attribute__((always_inline)) void finish_small(struct mcache *c,
 {
     if (!noscan)
         write_ptrbits(s, (uintptr_t)p, t, nelem);
-    if (__builtin_expect(gc_marking(), 0)) {
-        /* Allocate black: marking never sees the new object white. */
-        gc_mark_new(s, (uintptr_t)p);
-        mcache_count(&c->gcblack, s->elemsize);
-    }
+    /* Allocate black: marking never sees the new object white. */
+    if (__builtin_expect(gc_marking(), 0) && !s->premarked)
+        span_premark(c, s, (uintptr_t)p);
     mcache_count(&c->gcnmalloc, 1);
     mcache_count(&c->gcbytes, s->elemsize);
     /* Zeroed before a stop can see it: a black object is not scanned, but
@@ -707,7 +763,8 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
             const gort_type *kind = t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
             size_t zn = noscan ? (size + 7) & ~(size_t)7 : s->elemsize;
             if (__builtin_expect((!noscan && (kind == NULL || s->ptrtype != kind)) ||
-                                 gc_marking() || (s->needzero && zn > 64), 0))
+                                 (gc_marking() && !s->premarked) ||
+                                 (s->needzero && zn > 64), 0))
                 return finish_small_slow(s, p, size, noscan, t, nelem);   /* (6 arguments: a tail call) */
             mcache_count(&c->gcnmalloc, 1);
             mcache_count(&c->gcbytes, s->elemsize);

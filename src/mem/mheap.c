@@ -274,6 +274,7 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
         arena_setRootPage(s->startAddr, 1);
     s->ptrbits = NULL;
     s->ptrtype = NULL;
+    s->premarked = 0;
     s->largeType = NULL;
     if (sc == 0) {
         if (!manual)

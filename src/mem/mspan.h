@@ -98,6 +98,9 @@ struct mspan {
                                  blocks: every allocated block is a root.  The
                                  small ones are malloc's odd span classes. */
     uint16_t gcclass;         /* index of its gcentral (sizeclass*2 + noscan) */
+    /* Allocated black in advance: during a mark, its first allocation from
+     * a cache marked every slot then free after it (malloc_gc.c). */
+    uint8_t premarked;
     uintptr_t largeSize;      /* large object: the bytes asked for (scan limit) */
     const struct gort_type *largeType;  /* large typed object: its type */
     uint64_t *ptrbits;        /* small scan span: a bit per word, 1 = pointer */
