@@ -33,10 +33,10 @@
 static int waiters(gort_chan *c, bool recv)
 {
     int n = 0;
-    gort_lock(&c->lock);
+    spin_lock(&c->lock);
     for (struct sudog *sg = recv ? c->recvq.first : c->sendq.first; sg; sg = sg->next)
         n++;
-    gort_unlock(&c->lock);
+    spin_unlock(&c->lock);
     return n;
 }
 

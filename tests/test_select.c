@@ -30,10 +30,10 @@
 static int waiters(gort_chan *c, bool recv)
 {
     int n = 0;
-    gort_lock(&c->lock);
+    spin_lock(&c->lock);
     for (struct sudog *sg = recv ? c->recvq.first : c->sendq.first; sg; sg = sg->next)
         n++;
-    gort_unlock(&c->lock);
+    spin_unlock(&c->lock);
     return n;
 }
 
@@ -502,9 +502,9 @@ static void test_close_free(void)
          * a channel a goroutine is still about to use is the caller's
          * error, as in C generally. */
         for (;;) {
-            gort_lock(&cf_done->lock);
+            spin_lock(&cf_done->lock);
             uint32_t parked = cf_done->selects;
-            gort_unlock(&cf_done->lock);
+            spin_unlock(&cf_done->lock);
             if (parked)
                 break;
             gort_yield();
