@@ -215,60 +215,28 @@ static struct mspan *gcentral_cacheSpan(unsigned gcc)
 }
 
 /* Allocate black, a span at a time.  The first object a cache takes from
- * s during a mark marks itself and every slot still free after it: the
- * cache allocates only there, so its next objects are born black with no
- * atomic of their own (one each, Go's way, cost an allocation a third of
- * its time while marking).  They count as allocated black now;
- * span_settle_black takes back the slots still free when s leaves the
- * cache or the mark ends.  Only free slots gain or lose marks here, and
- * marking never marks a free slot, so the atomics only guard the words'
- * other bits. */
-static __attribute__((noinline)) void span_premark(struct mcache *c, struct mspan *s, uintptr_t p)
+ * s during a mark marks itself and every slot still free after it: a span
+ * is allocated from only there during a cycle, so every object it hands
+ * out until the mark ends is born black with no atomic of its own (one
+ * each, Go's way, was a locked instruction per allocation while marking).
+ * The slots marked but never handed out lose their marks when the span is
+ * swept (sweep_bits keeps only allocated slots' marks), so the stop that
+ * ends the mark has nothing to undo.  Only free slots gain marks here, and
+ * marking never marks a free slot: the atomics guard the words' other bits. */
+static __attribute__((noinline)) void span_premark(struct mspan *s, uintptr_t p)
 {
     unsigned idx = (unsigned)(((uint64_t)(p - s->startAddr) * s->divMul) >> 32);
-    unsigned words = (s->nelems + 63u) / 64u, n = 0;
+    unsigned words = (s->nelems + 63u) / 64u;
     for (unsigned w = idx >> 6; w < words; w++) {
         uint64_t bits = ~s->allocBits[w];
         if (w == idx >> 6)
             bits = (bits & (~(uint64_t)0 << (idx & 63))) | (uint64_t)1 << (idx & 63);
         if (w == words - 1 && (s->nelems & 63) != 0)
             bits &= ((uint64_t)1 << (s->nelems & 63)) - 1;
-        if (bits) {
+        if (bits)
             __atomic_fetch_or(&s->gcmarkBits[w], bits, __ATOMIC_RELAXED);
-            n += (unsigned)__builtin_popcountll(bits);
-        }
     }
     s->premarked = 1;
-    mcache_count(&c->gcblack, (uint64_t)n * s->elemsize);
-}
-
-/* The slots span_premark marked that were never allocated lose their
- * marks (nosuspend section held, or the world stopped). */
-static void span_settle_black(struct mcache *c, struct mspan *s)
-{
-    if (!s->premarked)
-        return;
-    unsigned from = s->freeindex, words = (s->nelems + 63u) / 64u, n = 0;
-    for (unsigned w = from >> 6; w < words; w++) {
-        uint64_t free = ~s->allocBits[w];
-        if (w == from >> 6)
-            free &= ~(uint64_t)0 << (from & 63);
-        if (w == words - 1 && (s->nelems & 63) != 0)
-            free &= ((uint64_t)1 << (s->nelems & 63)) - 1;
-        if (free) {
-            __atomic_fetch_and(&s->gcmarkBits[w], ~free, __ATOMIC_RELAXED);
-            n += (unsigned)__builtin_popcountll(free);
-        }
-    }
-    s->premarked = 0;
-    c->gcblack -= (uint64_t)n * s->elemsize;
-}
-
-void gcsettle_caches(void)
-{
-    for (struct mcache *c = allmcaches; c; c = c->allnext)
-        for (unsigned i = 0; i < numGCClasses; i++)
-            span_settle_black(c, c->gcalloc[i]);
 }
 
 /* Installs s in slot gcc of c (inside a nosuspend section).  A cycle may
@@ -298,6 +266,7 @@ static struct mspan *span_refresh(struct mspan *s)
          * span without objects). */
         gcnosuspend_enter();
         memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+        s->premarked = 0;
         s->sweepgen = sweepgen_now();
         gcnosuspend_exit();
         return s;
@@ -319,7 +288,6 @@ static struct mspan *span_refresh(struct mspan *s)
 static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
 {
     struct mspan *s = c->gcalloc[gcc];
-    span_settle_black(c, s);
     c->gcalloc[gcc] = &emptymspan;
     /* The bitmap is the truth: in a fork child, a thread that no longer
      * exists may have stopped between setting a bit and counting it, and a
@@ -562,8 +530,11 @@ static inline __attribute__((always_inline)) void finish_small(struct mcache *c,
     if (!noscan)
         write_ptrbits(s, (uintptr_t)p, t, nelem);
     /* Allocate black: marking never sees the new object white. */
-    if (__builtin_expect(gc_marking(), 0) && !s->premarked)
-        span_premark(c, s, (uintptr_t)p);
+    if (__builtin_expect(gc_marking(), 0)) {
+        if (!s->premarked)
+            span_premark(s, (uintptr_t)p);
+        mcache_count(&c->gcblack, s->elemsize);
+    }
     mcache_count(&c->gcnmalloc, 1);
     mcache_count(&c->gcbytes, s->elemsize);
     /* Zeroed before a stop can see it: a black object is not scanned, but
@@ -762,10 +733,13 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
              * under way, at most 64 bytes to zero. */
             const gort_type *kind = t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
             size_t zn = noscan ? (size + 7) & ~(size_t)7 : s->elemsize;
+            bool marking = gc_marking();
             if (__builtin_expect((!noscan && (kind == NULL || s->ptrtype != kind)) ||
-                                 (gc_marking() && !s->premarked) ||
+                                 (marking && !s->premarked) ||
                                  (s->needzero && zn > 64), 0))
                 return finish_small_slow(s, p, size, noscan, t, nelem);   /* (6 arguments: a tail call) */
+            if (__builtin_expect(marking, 0))
+                mcache_count(&c->gcblack, s->elemsize);
             mcache_count(&c->gcnmalloc, 1);
             mcache_count(&c->gcbytes, s->elemsize);
             if (s->needzero)

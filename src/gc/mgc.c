@@ -532,7 +532,6 @@ static void collect_concurrent(bool forced)
     stw_stop(0, true);
     uint64_t heap1 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
     uint64_t marked = gc_mark_finish(nproc, debug.gccheckmark != 0);
-    gcsettle_caches();
     uint64_t black = 0;
     for (struct mcache *c = allmcaches; c; c = c->allnext) {
         black += c->gcblack;

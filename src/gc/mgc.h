@@ -128,9 +128,6 @@ void gcinit_once(void);
 /* Every cache's collected spans go back to their gcentral (world
  * stopped). */
 void gcflush_caches(void);
-/* World stopped, mark done: every cached span allocated black in advance
- * gives back the marks of the slots it never handed out. */
-void gcsettle_caches(void);
 static inline struct gcentral *gcentral_of(struct mspan *s) { return &gcheap.central[s->gcclass]; }
 static inline unsigned sweptIndex(uint32_t sg) { return (sg >> 1) & 1; }
 /* Puts a swept span that is not cached on its list (world running:

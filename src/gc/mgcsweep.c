@@ -62,8 +62,12 @@ static bool sweep_bits(struct mspan *s, uint32_t sg)
     }
     unsigned words = (s->nelems + 63u) / 64u;
     unsigned nlive = 0, nfreed = 0;
+    /* A span allocated black in advance (malloc_gc.c) has marks on slots
+     * it never handed out: only allocated slots keep theirs. */
+    uint64_t keep = s->premarked ? 0 : ~(uint64_t)0;
+    s->premarked = 0;
     for (unsigned w = 0; w < words; w++) {
-        uint64_t alloc = s->allocBits[w], mark = s->gcmarkBits[w];
+        uint64_t alloc = s->allocBits[w], mark = s->gcmarkBits[w] & (alloc | keep);
         nfreed += (unsigned)__builtin_popcountll(alloc & ~mark);
         nlive += (unsigned)__builtin_popcountll(mark);
         s->allocBits[w] = mark;

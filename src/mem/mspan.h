@@ -99,7 +99,8 @@ struct mspan {
                                  small ones are malloc's odd span classes. */
     uint16_t gcclass;         /* index of its gcentral (sizeclass*2 + noscan) */
     /* Allocated black in advance: during a mark, its first allocation from
-     * a cache marked every slot then free after it (malloc_gc.c). */
+     * a cache marked every slot then free after it (malloc_gc.c); the
+     * sweep drops the marks of slots never handed out. */
     uint8_t premarked;
     uintptr_t largeSize;      /* large object: the bytes asked for (scan limit) */
     const struct gort_type *largeType;  /* large typed object: its type */
