@@ -615,10 +615,8 @@ static inline void runq_fence(void)
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-void wakep(void)
+void wakep_slow(void)
 {
-    if (__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) == 0)
-        return;
     uint32_t zero = 0;
     if (__atomic_load_n(&sched.nmspinning, __ATOMIC_ACQUIRE) != 0 ||
         !__atomic_compare_exchange_n(&sched.nmspinning, &zero, 1, 0,
@@ -950,9 +948,24 @@ static inline gpick nextg_pick(struct m *mp)
     return next;
 }
 
+/* leave_to's less common cases: a G's first run, tracing, or no G to go
+ * to (then g0). */
+static __attribute__((noinline)) void leave_to_slow(struct g *gp, struct m *mp, gpick next)
+{
+    if (next.g) {
+        prepare(mp, next.g, next.inherit);   /* sets m->curg */
+        switchto(gp, next.g);
+    } else {
+        __atomic_store_n(&mp->curg, NULL, __ATOMIC_RELAXED);
+        switchto(gp, mp->g0);
+    }
+}
+
 /* The running G (already moved out of _Grunning, with m->switchop set)
  * leaves its M for next: straight to that G, else to g0.  The caller runs
- * afterswitch() once gp runs again. */
+ * afterswitch() once gp runs again.  The usual case (a G that has run
+ * before, no tracing) makes no call but tail calls, so it saves no
+ * registers of its own. */
 static void leave_to(struct g *gp, gpick next)
 {
     /* Check the canary before anything else: preparing the next G may
@@ -960,13 +973,18 @@ static void leave_to(struct g *gp, gpick next)
     stackcheck(gp);
     struct m *mp = gp->m;
     gp->m = NULL;
-    if (__builtin_expect(next.g != NULL, 1)) {
-        prepare(mp, next.g, next.inherit);   /* sets m->curg */
-        switchto(gp, next.g);
-    } else {
-        __atomic_store_n(&mp->curg, NULL, __ATOMIC_RELAXED);
-        switchto(gp, mp->g0);
+    struct g *ng = next.g;
+    if (__builtin_expect(ng == NULL || ng->sched.sp == NULL ||
+                         __atomic_load_n(&trace_on, __ATOMIC_RELAXED), 0)) {
+        leave_to_slow(gp, mp, next);
+        return;
     }
+    __atomic_store_n(&mp->curg, ng, __ATOMIC_RELAXED);
+    ng->m = mp;
+    casgstatus(ng, _Grunnable, _Grunning);
+    if (!next.inherit)
+        __atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
+    switchto(gp, ng);
 }
 
 static void leave(struct g *gp)

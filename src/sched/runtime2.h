@@ -311,8 +311,13 @@ void goyield(void);
 /* Starts a goroutine (works from g0 too, e.g. in a timer callback). */
 void newproc(void (*fn)(void *), void *arg);
 /* Wakes an idle P to run new work, if there is an idle P and no M already
- * spinning. */
-void wakep(void);
+ * spinning.  Inline for the usual answer, no idle P. */
+void wakep_slow(void);
+static inline void wakep(void)
+{
+    if (__atomic_load_n(&sched.npidle, __ATOMIC_ACQUIRE) != 0)
+        wakep_slow();
+}
 
 /* The per-M random number generator (wyrand). */
 uint32_t fastrand(void);

@@ -36,7 +36,7 @@ void stackcache_clear(struct p *pp);
 void gostartframe(struct g *gp);
 
 /* Canary mode: aborts with "stack overflow" if gp's canary line is dirty. */
-void stackcheck_failed(struct g *gp);
+__attribute__((noreturn, cold)) void stackcheck_failed(struct g *gp);
 static inline void stackcheck(struct g *gp)
 {
     if (stackGuard == stackGuardCanary) {
