@@ -449,10 +449,10 @@ static void fill_span_ptrbits(struct mspan *s, uintptr_t nw, const gort_type *t)
 }
 
 /* The map of the object at p differs from what its slot holds.  When it is
- * the span's only object (a fresh span, or one the last sweep emptied but
- * for nothing), every slot is laid out for its kind at once, so that the
- * rest of the span's objects of that kind write nothing: a span mostly
- * holds one type.  Otherwise the slot alone, and the span is mixed. */
+ * the span's only object (in practice: the first in a fresh span), every
+ * slot is laid out for its kind at once, so that the rest of the span's
+ * objects of that kind write nothing: a span mostly holds one type.
+ * Otherwise the slot alone, and the span is mixed. */
 static __attribute__((noinline)) void write_ptrbits_slow(struct mspan *s, uintptr_t p,
                                                         const gort_type *t, size_t nelem,
                                                         const gort_type *kind)
@@ -467,13 +467,20 @@ static __attribute__((noinline)) void write_ptrbits_slow(struct mspan *s, uintpt
     s->ptrtype = NULL;
 }
 
+/* The kind of map an object has, as mspan.ptrtype names it: all words for
+ * a conservative object, t's for one element of t, none (NULL) for an
+ * array, whose map depends on its length. */
+static inline const gort_type *ptrmap_kind(const gort_type *t, size_t nelem)
+{
+    return t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
+}
+
 /* This runs at every scan allocation: nothing to write when the span's
- * slots all hold the map of this kind of object already (a conservative
- * one, or one element of type t; arrays always write theirs). */
+ * slots all hold the map of this kind of object already. */
 static inline __attribute__((always_inline)) void write_ptrbits(struct mspan *s, uintptr_t p,
                                                           const gort_type *t, size_t nelem)
 {
-    const gort_type *kind = t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
+    const gort_type *kind = ptrmap_kind(t, nelem);
     if (__builtin_expect(kind != NULL && s->ptrtype == kind, 1))
         return;
     write_ptrbits_slow(s, p, t, nelem, kind);
@@ -730,8 +737,9 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
         if (__builtin_expect(p != NULL, 1)) {
             /* The common case inline, with no call but tail calls, so that
              * it saves no registers: the map in place already, no mark
-             * under way, at most 64 bytes to zero. */
-            const gort_type *kind = t == NULL ? &gc_ptrtype_all : nelem == 1 ? t : NULL;
+             * under way or the span allocated black already, at most 64
+             * bytes to zero. */
+            const gort_type *kind = ptrmap_kind(t, nelem);
             size_t zn = noscan ? (size + 7) & ~(size_t)7 : s->elemsize;
             bool marking = gc_marking();
             if (__builtin_expect((!noscan && (kind == NULL || s->ptrtype != kind)) ||
