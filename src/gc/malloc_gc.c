@@ -153,6 +153,7 @@ static struct mspan *span_fresh(unsigned gcc)
         gort_free(ptrbits);
         return NULL;
     }
+    __atomic_add_fetch(&gcheap.pagesInUse, npages, __ATOMIC_RELAXED);
     span_init_small(s, makeSpanClass((uint8_t)cls, 0));
     memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
     s->ptrbits = ptrbits;
@@ -637,6 +638,7 @@ static void *alloc_large(size_t size, bool noscan, const gort_type *t)
         errno = ENOMEM;
         return NULL;
     }
+    __atomic_add_fetch(&gcheap.pagesInUse, npages, __ATOMIC_RELAXED);
     void *p = (void *)s->startAddr;
     if (s->needzero)
         memset(p, 0, size);

@@ -199,12 +199,19 @@ void gc_params_init(void)
     set_goal(0);
 }
 
-/* Memory gort holds besides collected objects: the heap's pages in use
- * and stacks, less what collected spans take. */
+/* Memory gort holds in use: the heap's pages in spans, and stacks. */
 static uint64_t memory_in_use(void)
 {
     return (__atomic_load_n(&mheap_.pagesInUse, __ATOMIC_RELAXED) +
             __atomic_load_n(&mheap_.pagesManual, __ATOMIC_RELAXED)) << _PageShift;
+}
+
+/* The part of it not in collected spans (malloc's blocks, stacks). */
+static uint64_t memory_besides_collected(void)
+{
+    uint64_t all = memory_in_use();
+    uint64_t gc = __atomic_load_n(&gcheap.pagesInUse, __ATOMIC_RELAXED) << _PageShift;
+    return all > gc ? all - gc : 0;
 }
 
 static void set_goal(uint64_t live)
@@ -433,9 +440,12 @@ static void cycle_done(const struct cycletimes *ct, uint64_t pause, uint64_t cpu
         stats.numforced++;
     specials_after_start();
     /* Keep backed what the next cycle's heap will need and a tenth, beside
-     * everything else in use; the scavenger releases the rest. */
-    uint64_t goal = gcheap.goal, inuse = memory_in_use();
-    uint64_t other = inuse > gcheap.heapMarked ? inuse - gcheap.heapMarked : 0;
+     * everything else in use; the scavenger releases the rest.  "Else" is
+     * what is not in collected spans: those still hold this cycle's
+     * garbage until they are swept, and counting it kept every page the
+     * heap ever touched backed (binary-trees peaked with 100 MiB of free
+     * pages resident). */
+    uint64_t goal = gcheap.goal, other = memory_besides_collected();
     scavenge_set_retain_goal(goal == UINT64_MAX ? UINT64_MAX : other + goal + goal / 10);
     sweeper_kick();
     finq_wake();

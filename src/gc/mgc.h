@@ -69,6 +69,7 @@ struct gcheap {
      * slots of cached spans count, as in Go) since the last mark found
      * heapMarked live. */
     uint64_t heapLive;           /* atomic */
+    uint64_t pagesInUse;         /* atomic: pages of collected spans, small and large */
     uint64_t heapMarked;
     uint64_t trigger;            /* atomic: start a cycle at this heapLive */
     uint64_t goal;
