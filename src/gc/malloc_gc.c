@@ -532,19 +532,25 @@ static inline void zero_object(void *p, size_t n)
 
 /* The object p just taken from cached span s, inside the nosuspend section
  * that took it: pointer map, black if marking, counts, zeroing. */
+/* An allocation's counts: objects, bytes, and black bytes while marking. */
+static inline void count_alloc(struct mcache *c, struct mspan *s, bool marking)
+{
+    if (__builtin_expect(marking, 0))
+        mcache_count(&c->gcblack, s->elemsize);
+    mcache_count(&c->gcnmalloc, 1);
+    mcache_count(&c->gcbytes, s->elemsize);
+}
+
 static inline __attribute__((always_inline)) void finish_small(struct mcache *c, struct mspan *s, void *p, size_t size,
                                 bool noscan, const gort_type *t, size_t nelem)
 {
     if (!noscan)
         write_ptrbits(s, (uintptr_t)p, t, nelem);
     /* Allocate black: marking never sees the new object white. */
-    if (__builtin_expect(gc_marking(), 0)) {
-        if (!s->premarked)
-            span_premark(s, (uintptr_t)p);
-        mcache_count(&c->gcblack, s->elemsize);
-    }
-    mcache_count(&c->gcnmalloc, 1);
-    mcache_count(&c->gcbytes, s->elemsize);
+    bool marking = gc_marking();
+    if (__builtin_expect(marking, 0) && !s->premarked)
+        span_premark(s, (uintptr_t)p);
+    count_alloc(c, s, marking);
     /* Zeroed before a stop can see it: a black object is not scanned, but
      * gccheckmark's re-mark would read its old contents. */
     if (s->needzero)
@@ -748,10 +754,7 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
                                  (marking && !s->premarked) ||
                                  (s->needzero && zn > 64), 0))
                 return finish_small_slow(s, p, size, noscan, t, nelem);   /* (6 arguments: a tail call) */
-            if (__builtin_expect(marking, 0))
-                mcache_count(&c->gcblack, s->elemsize);
-            mcache_count(&c->gcnmalloc, 1);
-            mcache_count(&c->gcbytes, s->elemsize);
+            count_alloc(c, s, marking);
             if (s->needzero)
                 zero_small(p, zn);
             __atomic_signal_fence(__ATOMIC_SEQ_CST);

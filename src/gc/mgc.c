@@ -469,14 +469,24 @@ static __attribute__((noinline)) void stopped_phase(int nworkers, uint64_t *tSto
     stw_start();
 }
 
-static void collect_stw(bool forced)
+/* Takes gcLock for a cycle; false (lock dropped) when an unforced one is
+ * no longer due: the trigger moved since it was requested (GOGC turned
+ * off, a limit raised) or another cycle already ran. */
+static bool cycle_begin(bool forced)
 {
     gort_lock(&gcLock);
     if (!forced && __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED) <
                        __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE)) {
         gort_unlock(&gcLock);
-        return;
+        return false;
     }
+    return true;
+}
+
+static void collect_stw(bool forced)
+{
+    if (!cycle_begin(forced))
+        return;
     uint64_t start = os_nanotime(), goal = gcheap.goal;
     finishsweep();
     uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
@@ -515,7 +525,8 @@ static struct {
 
 static void collect_concurrent(bool forced)
 {
-    gort_lock(&gcLock);
+    if (!cycle_begin(forced))
+        return;
     uint64_t start = os_nanotime(), goal = gcheap.goal;
     finishsweep();
     uint64_t heap0 = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);

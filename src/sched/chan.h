@@ -97,14 +97,19 @@ void chan_zero(struct hchan *c, void *dst);
 /* Hand-offs to a waiter taken off a queue: the value moves, the waiter is
  * marked successful and returned, to be goready()d by the caller once it
  * has dropped its channel locks. */
-static inline struct g *chan_send_direct(struct hchan *c, struct sudog *sg, const void *elem)
+static inline struct g *chan_handed(struct sudog *sg)
 {
-    chan_copy(c, sg->elem, elem);
     sg->elem = NULL;
     sg->success = true;
     struct g *gp = sg->g;
     gp->param = sg;
     return gp;
+}
+
+static inline struct g *chan_send_direct(struct hchan *c, struct sudog *sg, const void *elem)
+{
+    chan_copy(c, sg->elem, elem);
+    return chan_handed(sg);
 }
 
 static inline struct g *chan_recv_direct(struct hchan *c, struct sudog *sg, void *elem)
@@ -121,11 +126,7 @@ static inline struct g *chan_recv_direct(struct hchan *c, struct sudog *sg, void
             c->recvx = 0;
         c->sendx = c->recvx;
     }
-    sg->elem = NULL;
-    sg->success = true;
-    struct g *gp = sg->g;
-    gp->param = sg;
-    return gp;
+    return chan_handed(sg);
 }
 /* The buffer ring, under c->lock: put at sendx / take at recvx. */
 void chan_buf_put(struct hchan *c, const void *elem);

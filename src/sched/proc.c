@@ -906,15 +906,22 @@ static __attribute__((noinline)) void prepare_first_run(struct m *mp, struct g *
     gostartframe(gp);
 }
 
-/* Makes gp (runnable) the running G of the current M and P. */
-static inline void prepare(struct m *mp, struct g *gp, bool inheritTime)
+/* gp (runnable) becomes the running G of mp and its P. */
+static inline void make_running(struct m *mp, struct g *gp, bool inheritTime)
 {
     __atomic_store_n(&mp->curg, gp, __ATOMIC_RELAXED);
     gp->m = mp;
     casgstatus(gp, _Grunnable, _Grunning);
-    TRACE(traceEvGoStart, (uint64_t)gp->goid, (uint64_t)mp->p->id);
     if (!inheritTime)
         __atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
+}
+
+/* Makes gp (runnable) the running G of the current M and P, ready to
+ * switch to: traced, and given a stack and first frame if new. */
+static inline void prepare(struct m *mp, struct g *gp, bool inheritTime)
+{
+    make_running(mp, gp, inheritTime);
+    TRACE(traceEvGoStart, (uint64_t)gp->goid, (uint64_t)mp->p->id);
     if (__builtin_expect(!gp->sched.sp, 0))
         prepare_first_run(mp, gp);
 }
@@ -979,11 +986,7 @@ static void leave_to(struct g *gp, gpick next)
         leave_to_slow(gp, mp, next);
         return;
     }
-    __atomic_store_n(&mp->curg, ng, __ATOMIC_RELAXED);
-    ng->m = mp;
-    casgstatus(ng, _Grunnable, _Grunning);
-    if (!next.inherit)
-        __atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
+    make_running(mp, ng, next.inherit);   /* prepare's other work is not needed */
     switchto(gp, ng);
 }
 
