@@ -7,6 +7,7 @@
 #include "os/os.h"
 #include "runtime/print.h"
 
+#include <sched.h>
 #include <string.h>
 
 struct mheap mheap_;
@@ -237,6 +238,17 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
     }
     gort_lock(&mheap_.lock);
     struct mspan *s = index_find(want);
+    /* The runs the scavenger holds while it releases them (a coalesced
+     * run can be most of the free heap) come back in a moment: growing
+     * the heap by an arena instead would fault in fresh pages for
+     * nothing.  A bounded wait, so a scavenger that is slow for any
+     * reason only costs that much. */
+    for (int tries = 0; !s && mheap_.pagesScavenging >= want && tries < 1000; tries++) {
+        gort_unlock(&mheap_.lock);
+        sched_yield();
+        gort_lock(&mheap_.lock);
+        s = index_find(want);
+    }
     if (!s) {
         if (!mheap_grow(want)) {
             gort_unlock(&mheap_.lock);

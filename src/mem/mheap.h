@@ -41,6 +41,7 @@ struct mheap {
     uint64_t pagesSys;      /* pages of heap address space reserved */
     uint64_t pagesReleased; /* free pages not backed by memory */
     uint64_t pagesFree;     /* pages in free runs (incl. being scavenged) */
+    uint64_t pagesScavenging; /* of those, out of the index with the scavenger */
     uint64_t freeRuns;      /* free runs in the index */
     uint64_t largeInUse;    /* pages of large-object spans */
     uint64_t pagesManual;   /* pages in mSpanManual spans (goroutine stacks) */

@@ -57,6 +57,7 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due, uint64_t limit)
                     }
                     mheap_index_remove(s);
                     s->state = mSpanScavenging;
+                    heap_stat(&mheap_.pagesScavenging, (int64_t)s->npages);
                     batch[n++] = s;
                     taken += s->npages;
                 }
@@ -79,6 +80,7 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due, uint64_t limit)
             arena_setReleased(s->startAddr, s->npages, 1);
             heap_stat(&mheap_.pagesReleased, (int64_t)(fresh));
             total += fresh;
+            heap_stat(&mheap_.pagesScavenging, -(int64_t)s->npages);
             s->scavenged = 1;
             mheap_insert_free(s);
         }
@@ -212,4 +214,7 @@ void scavenge_after_fork_child(void)
 {
     scav_started = 0;
     scav_parked = 0;
+    /* Runs the parent's scavenger held at the fork are lost to the child;
+     * nobody will hand them back, so allocation must not wait for them. */
+    mheap_.pagesScavenging = 0;
 }
