@@ -59,8 +59,8 @@ uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintpt
     return base;
 }
 
-/* Calls fn for every in-use span: malloc's (gc false) or collected ones. */
-static void each_span(bool gc, void (*fn)(struct mspan *s, void *arg), void *arg)
+/* Calls fn for every in-use span of malloc's (not the collector's). */
+static void each_malloc_span(void (*fn)(struct mspan *s, void *arg), void *arg)
 {
     for (struct heapArena *ha = allarenas; ha; ha = ha->next) {
         for (size_t i = 0; i < pagesPerArena;) {
@@ -70,7 +70,7 @@ static void each_span(bool gc, void (*fn)(struct mspan *s, void *arg), void *arg
                 continue;
             }
             i += s->npages;
-            if (s->state == mSpanInUse && (s->gc != 0) == gc)
+            if (s->state == mSpanInUse && s->gc == 0)
                 fn(s, arg);
         }
     }
@@ -91,18 +91,6 @@ static void prepare_span(struct mspan *s, void *arg)
         s->gcmarkBits[idx >> 6] |= (uint64_t)1 << (idx & 63);
         obj = *(void **)obj;
     }
-}
-
-/* A collected span's pointer map is a malloc'd block that only the span
- * record (not scanned) points to. */
-static void mark_ptrbits(struct mspan *s, void *arg)
-{
-    (void)arg;
-    struct mspan *bs;
-    unsigned idx;
-    uintptr_t size;
-    if (s->ptrbits && malloc_block_of((uintptr_t)s->ptrbits, &bs, &idx, &size))
-        bs->gcmarkBits[idx >> 6] |= (uint64_t)1 << (idx & 63);
 }
 
 /* Whether a block's stack says the dynamic loader made it: thread-local
@@ -241,10 +229,9 @@ static __attribute__((noinline)) void check_stopped(void)
 {
     gc_spill_registers();
     stw_stop(gc_current_sp(), false);
-    each_span(false, prepare_span, NULL);
-    each_span(true, mark_ptrbits, NULL);
+    each_malloc_span(prepare_span, NULL);
     gc_mark_leaks();
-    each_span(false, collect_span, NULL);
+    each_malloc_span(collect_span, NULL);
     stw_start();
 }
 

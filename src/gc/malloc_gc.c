@@ -10,8 +10,10 @@
  *     live by sweeping, not by free();
  *   - no free lists: an object is found free only by the collector, so the
  *     fast path is Go's nextFreeFast on the cached span;
- *   - scan spans carry a pointer map, a bit per word (span->ptrbits): all
- *     ones for conservative objects, the type's bits for typed ones;
+ *   - a scan span knows which words of its objects are pointers: while
+ *     every object in it is of one kind (one type, or conservative: all
+ *     words) it names that kind (span->ptrtype) and needs no map; once it
+ *     mixes kinds it gets a bit per word (span->ptrbits);
  *   - pointer-free objects under 16 bytes share 16-byte blocks (Go's tiny
  *     allocator), bumping an offset in the cache's current block.
  * Everything that touches the cache's slots or a cached span runs inside a
@@ -22,6 +24,7 @@
 #include "gc/mgc.h"
 #include "gc/stw.h"
 #include "mem/arena.h"
+#include "mem/fixalloc.h"
 #include "mem/malloc.h"
 #include "mem/mcache.h"
 #include "mem/mheap.h"
@@ -39,7 +42,7 @@ struct gcheap gcheap;
 
 /* mspan.ptrtype's name for the map of a conservative object (all words):
  * only its address is used. */
-static const gort_type gc_ptrtype_all = {0};
+const gort_type gc_ptrtype_all = {0};
 
 /* ---- Start-up --------------------------------------------------------- */
 
@@ -138,25 +141,14 @@ static struct mspan *span_fresh(unsigned gcc)
 {
     unsigned cls = gcc / 2;
     bool noscan = gcc & 1;
-    uint64_t *ptrbits = NULL;
     uintptr_t npages = class_to_allocnpages[cls];
-    if (!noscan) {
-        /* A bit per word, all set: conservative until a typed object lands. */
-        size_t bytes = (npages << _PageShift) / 8 / 8;
-        ptrbits = gort_malloc(bytes);
-        if (!ptrbits)
-            return NULL;
-        memset(ptrbits, 0xff, bytes);
-    }
     struct mspan *s = mheap_allocGC(npages, makeSpanClass((uint8_t)cls, 0));
-    if (!s) {
-        gort_free(ptrbits);
+    if (!s)
         return NULL;
-    }
     __atomic_add_fetch(&gcheap.pagesInUse, npages, __ATOMIC_RELAXED);
     span_init_small(s, makeSpanClass((uint8_t)cls, 0));
     memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
-    s->ptrbits = ptrbits;
+    s->ptrbits = NULL;   /* no map while its objects are all of one kind */
     s->ptrtype = noscan ? NULL : &gc_ptrtype_all;
     s->gcclass = (uint16_t)gcc;
     s->sweepgen = sweepgen_now();
@@ -380,21 +372,21 @@ static inline void bits_put(uint64_t *bits, uintptr_t from, unsigned n, uint64_t
  * all words for a conservative object (t NULL), else the bits of nelem
  * elements of t, zero after them (nosuspend section held).  Written a word
  * of the type's mask at a time. */
-static void write_slot_ptrbits(struct mspan *s, uintptr_t w0, uintptr_t nw, const gort_type *t,
+static void write_slot_ptrbits(uint64_t *bits, uintptr_t w0, uintptr_t nw, const gort_type *t,
                                size_t nelem)
 {
     if (nw <= 64) {
         if (!t) {
-            bits_put(s->ptrbits, w0, (unsigned)nw, ~(uint64_t)0);
+            bits_put(bits, w0, (unsigned)nw, ~(uint64_t)0);
             return;
         }
         if (nelem == 1 && t->ptrmask && t->size == nw * sizeof(void *)) {
-            bits_put(s->ptrbits, w0, (unsigned)nw, t->ptrmask[0]);
+            bits_put(bits, w0, (unsigned)nw, t->ptrmask[0]);
             return;
         }
     }
     if (!t) {
-        bits_set(s->ptrbits, w0, nw, true);
+        bits_set(bits, w0, nw, true);
         return;
     }
     uintptr_t tw = t->size / sizeof(void *);
@@ -403,29 +395,80 @@ static void write_slot_ptrbits(struct mspan *s, uintptr_t w0, uintptr_t nw, cons
         for (size_t e = 0; e < nelem; e++) {
             for (uintptr_t j = 0; j < tw; j += 64) {
                 unsigned n = tw - j < 64 ? (unsigned)(tw - j) : 64;
-                bits_put(s->ptrbits, w0 + done + j, n, t->ptrmask[j >> 6]);
+                bits_put(bits, w0 + done + j, n, t->ptrmask[j >> 6]);
             }
             done += tw;
         }
     }
     if (nw > done)
-        bits_set(s->ptrbits, w0 + done, nw - done, false);
+        bits_set(bits, w0 + done, nw - done, false);
 }
 
-/* Lays every slot of s (nw words each) out for one object of type t (all
- * words when t is NULL).  The map is periodic, nw bits per slot, so for
- * slots of up to 64 words each word of it is 64 bits of that period taken
- * at the right phase: a few instructions a word, not a write per slot. */
-static void fill_span_ptrbits(struct mspan *s, uintptr_t nw, const gort_type *t)
+/* The maps of mixed spans: a bit per word, so npages * 128 bytes, from a
+ * fixalloc per span length.  Their own lock, taken only inside nosuspend
+ * sections (or by fork's handler, which holds gcLock so that no stop can
+ * be under way): a holder is never stopped, so waiting for it inside a
+ * section is safe, where malloc's heap lock would not be. */
+#define PTRBITS_MAXPAGES 10   /* the longest small span (class_to_allocnpages) */
+static spinlock ptrbitsLock;
+static struct fixalloc ptrbitsAlloc[PTRBITS_MAXPAGES + 1];
+
+static size_t ptrbits_words(uintptr_t npages)
 {
-    size_t nwords = ((s->npages << _PageShift) / sizeof(void *) + 63) / 64;
+    return (npages << _PageShift) / sizeof(void *) / 64;
+}
+
+static uint64_t *ptrbits_alloc(uintptr_t npages)
+{
+    spin_lock(&ptrbitsLock);
+    struct fixalloc *f = &ptrbitsAlloc[npages];
+    if (f->size == 0)
+        fixalloc_init(f, ptrbits_words(npages) * sizeof(uint64_t));
+    uint64_t *bits = fixalloc_alloc(f);
+    spin_unlock(&ptrbitsLock);
+    return bits;
+}
+
+void span_free_ptrbits(struct mspan *s)
+{
+    if (!s->ptrbits)
+        return;
+    gcnosuspend_enter();
+    spin_lock(&ptrbitsLock);
+    fixalloc_free(&ptrbitsAlloc[s->npages], s->ptrbits);
+    spin_unlock(&ptrbitsLock);
+    gcnosuspend_exit();
+    s->ptrbits = NULL;
+}
+
+uint64_t gc_ptrbits_sys(void)
+{
+    uint64_t sys = 0;
+    for (int i = 0; i <= PTRBITS_MAXPAGES; i++)
+        sys += __atomic_load_n(&ptrbitsAlloc[i].sys, __ATOMIC_RELAXED);
+    return sys;
+}
+
+void ptrbits_fork_prepare(void) { spin_lock(&ptrbitsLock); }
+void ptrbits_fork_parent(void) { spin_unlock(&ptrbitsLock); }
+void ptrbits_fork_child(void) { ptrbitsLock = (spinlock){0}; }
+
+/* Lays a map of every slot (nw words each) of s into bits, for one object
+ * of type t in each (all words when t is NULL).  The map is periodic, nw
+ * bits per slot, so for slots of up to 64 words each word of it is 64
+ * bits of that period taken at the right phase: a few instructions a word,
+ * not a write per slot. */
+static void fill_span_ptrbits(uint64_t *bits, const struct mspan *s, uintptr_t nw,
+                              const gort_type *t)
+{
+    size_t nwords = ptrbits_words(s->npages);
     if (!t) {
-        memset(s->ptrbits, 0xff, nwords * sizeof(uint64_t));
+        memset(bits, 0xff, nwords * sizeof(uint64_t));
         return;
     }
     if (nw > 64) {
         for (unsigned i = 0; i < s->nelems; i++)
-            write_slot_ptrbits(s, (uintptr_t)i * nw, nw, t, 1);
+            write_slot_ptrbits(bits, (uintptr_t)i * nw, nw, t, 1);
         return;
     }
     /* One slot's bits: the type's words, zero after them. */
@@ -442,30 +485,55 @@ static void fill_span_ptrbits(struct mspan *s, uintptr_t nw, const gort_type *t)
     }
     unsigned phase = 0, step = (unsigned)(64 % nw);
     for (size_t k = 0; k < nwords; k++) {
-        s->ptrbits[k] = phase == 0 ? rep[0] : (rep[0] >> phase) | (rep[1] << (64 - phase));
+        bits[k] = phase == 0 ? rep[0] : (rep[0] >> phase) | (rep[1] << (64 - phase));
         phase += step;
         if (phase >= nw)
             phase -= (unsigned)nw;
     }
 }
 
+/* The object at p differs in kind from the rest of s, which has no map
+ * yet: s gets one, laid out for the kind all its slots had, published
+ * before mspan.ptrtype stops naming that kind (scanobject reads them in
+ * the other order).  NULL when out of memory. */
+static uint64_t *span_make_ptrbits(struct mspan *s, uintptr_t nw)
+{
+    if (s->npages > PTRBITS_MAXPAGES)
+        return NULL;
+    uint64_t *bits = ptrbits_alloc(s->npages);
+    if (!bits)
+        return NULL;
+    const gort_type *kind = s->ptrtype;
+    fill_span_ptrbits(bits, s, nw, kind == &gc_ptrtype_all ? NULL : kind);
+    __atomic_store_n(&s->ptrbits, bits, __ATOMIC_RELEASE);
+    return bits;
+}
+
 /* The map of the object at p differs from what its slot holds.  When it is
- * the span's only object (in practice: the first in a fresh span), every
- * slot is laid out for its kind at once, so that the rest of the span's
- * objects of that kind write nothing: a span mostly holds one type.
- * Otherwise the slot alone, and the span is mixed. */
+ * the span's only object (in practice: the first in a fresh span), the
+ * span takes its kind, so that the rest of the span's objects of that kind
+ * write nothing: a span mostly holds one type.  Otherwise the span is
+ * mixed: the slot's own bits in the span's map. */
 static __attribute__((noinline)) void write_ptrbits_slow(struct mspan *s, uintptr_t p,
                                                         const gort_type *t, size_t nelem,
                                                         const gort_type *kind)
 {
     uintptr_t nw = s->elemsize / sizeof(void *);
     if (kind && s->allocCount == 1) {
-        fill_span_ptrbits(s, nw, t);
-        s->ptrtype = kind;
+        if (s->ptrbits)   /* mixed once: the map stays, laid out anew */
+            fill_span_ptrbits(s->ptrbits, s, nw, t);
+        __atomic_store_n(&s->ptrtype, kind, __ATOMIC_RELEASE);
         return;
     }
-    write_slot_ptrbits(s, (p - s->startAddr) / sizeof(void *), nw, t, nelem);
-    s->ptrtype = NULL;
+    uint64_t *bits = s->ptrbits ? s->ptrbits : span_make_ptrbits(s, nw);
+    if (!bits) {
+        /* No memory for a map: every word of every object is scanned,
+         * which holds whatever each slot's kind. */
+        __atomic_store_n(&s->ptrtype, &gc_ptrtype_all, __ATOMIC_RELEASE);
+        return;
+    }
+    write_slot_ptrbits(bits, (p - s->startAddr) / sizeof(void *), nw, t, nelem);
+    __atomic_store_n(&s->ptrtype, NULL, __ATOMIC_RELEASE);
 }
 
 /* The kind of map an object has, as mspan.ptrtype names it: all words for

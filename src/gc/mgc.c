@@ -129,12 +129,14 @@ static void gc_fork_prepare(void)
     for (unsigned i = 0; i < numGCClasses; i++)
         gort_lock(&gcheap.central[i].lock);
     gort_lock(&gcheap.largeLock);
+    ptrbits_fork_prepare();   /* after gcLock: no stop is under way */
     stw_fork_prepare();
 }
 
 static void gc_fork_parent(void)
 {
     stw_fork_parent();
+    ptrbits_fork_parent();
     gort_unlock(&gcheap.largeLock);
     for (unsigned i = 0; i < numGCClasses; i++)
         gort_unlock(&gcheap.central[i].lock);
@@ -149,6 +151,7 @@ static void gc_fork_parent(void)
  * of the child run in the order they were registered, malloc's first. */
 void gc_fork_child_locks(void)
 {
+    ptrbits_fork_child();
     gort_lock_reinit(&gcheap.largeLock);
     for (unsigned i = 0; i < numGCClasses; i++)
         gort_lock_reinit(&gcheap.central[i].lock);

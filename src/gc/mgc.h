@@ -100,6 +100,17 @@ extern bool gcModeChosen;
 bool gc_set_mode(bool concurrent, bool explicit_);
 
 extern rtmutex gcLock;           /* one cycle at a time */
+
+/* Pointer maps of scan spans (malloc_gc.c).  While every object of a span
+ * is of one kind, mspan.ptrtype names it (a type, or gc_ptrtype_all: every
+ * word, a conservative object's) and the span has no map; the first object
+ * of another kind gives it a bit per word (mspan.ptrbits). */
+extern const gort_type gc_ptrtype_all;
+void span_free_ptrbits(struct mspan *s);
+uint64_t gc_ptrbits_sys(void);          /* bytes the maps took from the OS */
+void ptrbits_fork_prepare(void);
+void ptrbits_fork_parent(void);
+void ptrbits_fork_child(void);
 extern bool gcInited;
 
 /* Span lists (gcentral, large): doubly linked through next/prev. */

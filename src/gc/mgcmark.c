@@ -313,6 +313,32 @@ static void scanblock(struct gcw *w, uintptr_t p, uintptr_t n)
     w->scanned += n;
 }
 
+static inline void scan_words(struct gcw *w, const uintptr_t *word, uintptr_t nw)
+{
+    for (uintptr_t i = 0; i < nw; i++)
+        scan_word(w, word[i]);
+}
+
+/* An object of type t in a slot of nw words: the words t's mask names. */
+static void scan_typed(struct gcw *w, const uintptr_t *word, const gort_type *t, uintptr_t nw)
+{
+    uintptr_t tw = t->size / sizeof(void *);
+    if (tw > nw)
+        tw = nw;
+    if (!t->ptrmask)
+        return;
+    for (uintptr_t j = 0; j < tw; j += 64) {
+        uint64_t chunk = t->ptrmask[j >> 6];
+        if (tw - j < 64)
+            chunk &= ((uint64_t)1 << (tw - j)) - 1;
+        while (chunk) {
+            unsigned k = (unsigned)__builtin_ctzll(chunk);
+            chunk &= chunk - 1;
+            scan_word(w, word[j + k]);
+        }
+    }
+}
+
 /* n bytes from a in large object s, with its type's pointer map. */
 static void scan_large_piece(struct gcw *w, struct mspan *s, uintptr_t a, uintptr_t n)
 {
@@ -346,12 +372,21 @@ static void scanobject(struct gcw *w, uintptr_t p)
         scan_large_piece(w, s, p, size);
         return;
     }
-    /* Small: the span's pointer bits for the object's words. */
-    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
+    /* Small: the kind every object of the span has, or (read second: a
+     * span gets its map before it stops naming one kind) its map. */
     uintptr_t nw = s->elemsize / sizeof(void *);
     const uintptr_t *word = (const uintptr_t *)p;
-    const uint64_t *bits = s->ptrbits;
-
+    const gort_type *kind = __atomic_load_n(&s->ptrtype, __ATOMIC_ACQUIRE);
+    const uint64_t *bits = __atomic_load_n(&s->ptrbits, __ATOMIC_ACQUIRE);
+    if (!bits) {
+        if (kind == &gc_ptrtype_all)
+            scan_words(w, word, nw);
+        else
+            scan_typed(w, word, kind, nw);
+        w->scanned += s->elemsize;
+        return;
+    }
+    uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
     for (uintptr_t i = 0; i < nw;) {
         uintptr_t b = w0 + i;
         uint64_t chunk = bits[b >> 6] >> (b & 63);

@@ -40,8 +40,7 @@ static void span_release_to_heap(struct mspan *s)
 {
     __atomic_sub_fetch(&gcheap.pagesInUse, s->npages, __ATOMIC_RELAXED);
     __atomic_store_n(&s->gc, 0, __ATOMIC_RELEASE);
-    gort_free(s->ptrbits);
-    s->ptrbits = NULL;
+    span_free_ptrbits(s);
     s->ptrtype = NULL;
     s->largeType = NULL;
     mheap_free(s);

@@ -78,7 +78,7 @@ void gort_memstats(struct gort_memstats *m)
     m->mspan_sys = rd(&mheap_.spanalloc.sys);
     m->mcache_inuse = rd(&mheap_.cachealloc.inuse);
     m->mcache_sys = rd(&mheap_.cachealloc.sys);
-    m->other_sys = rd(&arena_metadata_sys) + sizeof mcentrals;
+    m->other_sys = rd(&arena_metadata_sys) + sizeof mcentrals + gc_ptrbits_sys();
     m->num_released = rd(&scavenge_nreleased);
     m->sys = m->heap_sys + m->stack_sys + m->mspan_sys + m->mcache_sys + m->other_sys;
     gc_fill_memstats(m);   /* collected objects, and the collector's fields */
@@ -148,7 +148,7 @@ void gort_malloc_stats(void)
     line(&b, "MSpanSys", m.mspan_sys, "");
     line(&b, "MCacheInuse", m.mcache_inuse, "bytes of thread caches");
     line(&b, "MCacheSys", m.mcache_sys, "");
-    line(&b, "OtherSys", m.other_sys, "arena records and central lists");
+    line(&b, "OtherSys", m.other_sys, "arena records, central lists, pointer maps");
     line(&b, "NumReleased", m.num_released, "madvise calls");
     pb_flush(&b);
     pb_str(&b, "BySize: class   size      mallocs        frees\n");
