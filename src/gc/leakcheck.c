@@ -81,7 +81,7 @@ static void each_malloc_span(void (*fn)(struct mspan *s, void *arg), void *arg)
 static void prepare_span(struct mspan *s, void *arg)
 {
     (void)arg;
-    memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+    memset(s->gcmarkBits, 0, span_bitbytes(s));
     uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
     void *obj = xfree_head(w);
     for (unsigned n = xfree_count(w); obj && n > 0; n--) {

@@ -147,7 +147,7 @@ static struct mspan *span_fresh(unsigned gcc)
         return NULL;
     __atomic_add_fetch(&gcheap.pagesInUse, npages, __ATOMIC_RELAXED);
     span_init_small(s, makeSpanClass((uint8_t)cls, 0));
-    memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+    memset(s->gcmarkBits, 0, span_bitbytes(s));
     s->ptrbits = NULL;   /* no map while its objects are all of one kind */
     s->ptrtype = noscan ? NULL : &gc_ptrtype_all;
     s->gcclass = (uint16_t)gcc;
@@ -258,7 +258,7 @@ static struct mspan *span_refresh(struct mspan *s)
         /* Nothing in it: only stale marks to clear (none can be made in a
          * span without objects). */
         gcnosuspend_enter();
-        memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+        memset(s->gcmarkBits, 0, span_bitbytes(s));
         s->premarked = 0;
         s->sweepgen = sweepgen_now();
         gcnosuspend_exit();
@@ -726,7 +726,7 @@ static void *alloc_large(size_t size, bool noscan, const gort_type *t)
     s->allocCache = 0;
     s->gcclass = 0;
     gcnosuspend_enter();
-    memset(s->gcmarkBits, 0, sizeof s->gcmarkBits);
+    memset(s->gcmarkBits, 0, span_bitbytes(s));
     bool black = gc_marking();
     if (black)
         s->gcmarkBits[0] = 1;   /* allocated black */

@@ -74,8 +74,7 @@ void gort_memstats(struct gort_memstats *m)
     m->heap_inuse = rd(&mheap_.pagesInUse) << _PageShift;
     m->heap_idle = m->heap_sys - m->heap_inuse;
     m->heap_released = rd(&mheap_.pagesReleased) << _PageShift;
-    m->mspan_inuse = rd(&mheap_.spanalloc.inuse);
-    m->mspan_sys = rd(&mheap_.spanalloc.sys);
+    m->mspan_inuse = mheap_records_inuse(&m->mspan_sys);
     m->mcache_inuse = rd(&mheap_.cachealloc.inuse);
     m->mcache_sys = rd(&mheap_.cachealloc.sys);
     m->other_sys = rd(&arena_metadata_sys) + sizeof mcentrals + gc_ptrbits_sys();

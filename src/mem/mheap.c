@@ -14,7 +14,47 @@ struct mheap mheap_;
 
 void mheap_init(void)
 {
-    fixalloc_init(&mheap_.spanalloc, sizeof(struct mspan));
+    for (unsigned i = 0; i < SPAN_RECORD_SIZES; i++)
+        fixalloc_init(&mheap_.spanalloc[i],
+                      sizeof(struct mspan) + 2 * ((size_t)1 << i) * sizeof(uint64_t));
+}
+
+/* ---- Span records ------------------------------------------------------ */
+
+/* A zeroed record whose bitmaps hold words words each (a power of two).
+ * Records come in sizes so that a span of large objects does not carry
+ * the bitmaps of one of 8-byte objects: Go keeps them apart (gcBits
+ * arenas) for the same reason.  Heap lock held. */
+static struct mspan *span_record(unsigned words)
+{
+    unsigned i = (unsigned)__builtin_ctz(words);
+    struct mspan *s = fixalloc_alloc(&mheap_.spanalloc[i]);
+    s->bitwords = (uint8_t)words;
+    s->allocBits = s->bits;
+    s->gcmarkBits = s->bits + words;
+    return s;
+}
+
+/* Gives back the record of a span that is gone (merged into a neighbour,
+ * or moved to a record of another size).  Chunks are never returned, so a
+ * stale pointer to it still reads a record. */
+static void span_record_free(struct mspan *t)
+{
+    t->state = mSpanDead;
+    __atomic_store_n(&t->spanclass, 0, __ATOMIC_RELAXED);
+    t->sizeclass = 0;
+    fixalloc_free(&mheap_.spanalloc[__builtin_ctz(t->bitwords)], t);
+}
+
+uint64_t mheap_records_inuse(uint64_t *sys)
+{
+    uint64_t inuse = 0;
+    *sys = 0;
+    for (unsigned i = 0; i < SPAN_RECORD_SIZES; i++) {
+        inuse += __atomic_load_n(&mheap_.spanalloc[i].inuse, __ATOMIC_RELAXED);
+        *sys += __atomic_load_n(&mheap_.spanalloc[i].sys, __ATOMIC_RELAXED);
+    }
+    return inuse;
 }
 
 /* ---- The segregated free-run index ----------------------------------- */
@@ -112,7 +152,7 @@ static struct mspan *index_find(uintptr_t n)
 
 static struct mspan *span_new(uintptr_t base, uintptr_t npages)
 {
-    struct mspan *s = fixalloc_alloc(&mheap_.spanalloc);
+    struct mspan *s = span_record(1);
     s->startAddr = base;
     s->npages = npages;
     return s;
@@ -145,10 +185,7 @@ static void absorb(struct mspan *s, struct mspan *t)
     s->scavenged &= t->scavenged;
     if (t->freeSince > s->freeSince)
         s->freeSince = t->freeSince;
-    t->state = mSpanDead;
-    __atomic_store_n(&t->spanclass, 0, __ATOMIC_RELAXED);
-    t->sizeclass = 0;
-    fixalloc_free(&mheap_.spanalloc, t);
+    span_record_free(t);
 }
 
 void mheap_insert_free(struct mspan *s)
@@ -258,6 +295,17 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
     }
     mheap_index_remove(s);
     carve(s, npages, align);
+    /* The run's record becomes the span's if its bitmaps fit the class
+     * exactly, else the span gets a record of its size. */
+    unsigned words = sc == 0 ? 1
+                   : span_bitwords_for(class_to_nelems[spanClass_sizeclass(sc)]);
+    if (s->bitwords != words) {
+        struct mspan *t = span_record(words);
+        t->startAddr = s->startAddr;
+        t->npages = s->npages;
+        span_record_free(s);
+        s = t;
+    }
 
     uintptr_t released = arena_countReleased(s->startAddr, npages);
     if (released)
@@ -378,8 +426,7 @@ int mheap_resize(struct mspan *s, uintptr_t npages)
             heap_stat(&mheap_.pagesFree, -(int64_t)(more));
             heap_stat(&mheap_.pagesInUse, (int64_t)(more));
             heap_stat(&mheap_.largeInUse, (int64_t)(more));
-            next->state = mSpanDead;
-            fixalloc_free(&mheap_.spanalloc, next);
+            span_record_free(next);
             s->npages = npages;
             arena_setSpans(end, more, s);
             ok = 1;

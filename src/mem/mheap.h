@@ -27,9 +27,12 @@
 #define HEAP_SL_LOG   4
 #define HEAP_SL_COUNT (1 << HEAP_SL_LOG)
 
+#define SPAN_RECORD_SIZES 5   /* bitmaps of 1 .. _MaxSpanElems / 64 words */
+
 struct mheap {
     rtmutex lock;
-    struct fixalloc spanalloc;          /* mspan records */
+    /* mspan records, by the words of their bitmaps: 1, 2, 4 ... 16 */
+    struct fixalloc spanalloc[SPAN_RECORD_SIZES];
     struct fixalloc cachealloc;         /* mcache records */
 
     uint64_t fl_bitmap;                 /* first levels with a free run */
@@ -57,6 +60,9 @@ static inline void heap_stat(uint64_t *field, int64_t delta)
 }
 
 void mheap_init(void);
+
+/* Bytes of span records in use; *sys gets those taken from the OS. */
+uint64_t mheap_records_inuse(uint64_t *sys);
 
 /* A span of npages pages whose base is a multiple of align bytes (align is
  * a power of two; <= 8 KiB means no constraint), in state mSpanInUse with

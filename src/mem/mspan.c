@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-struct mspan emptymspan;
+static uint64_t emptybits[2];
+struct mspan emptymspan = {.allocBits = &emptybits[0], .gcmarkBits = &emptybits[1], .bitwords = 1};
 
 void span_init_small(struct mspan *s, spanClass sc)
 {
@@ -18,7 +19,9 @@ void span_init_small(struct mspan *s, spanClass sc)
     s->nelems = (uint16_t)((s->npages << _PageShift) / s->elemsize);
     s->freeindex = 0;
     s->allocCount = 0;
-    memset(s->allocBits, 0, sizeof s->allocBits);
+    if (span_bitwords_for(s->nelems) > s->bitwords)
+        throw("span_init_small: span record too small for its class");
+    memset(s->allocBits, 0, span_bitbytes(s));
     /* All free, but only the first nelems bits exist. */
     s->allocCache = s->nelems >= 64 ? ~(uint64_t)0
                                     : (((uint64_t)1 << s->nelems) - 1);

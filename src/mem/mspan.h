@@ -90,7 +90,11 @@ struct mspan {
     uint64_t freeSince;       /* free run: nanotime it last gained dirty pages */
     void *manualFreeList;     /* mSpanManual: free stacks in the span (stack.c) */
 
-    uint64_t allocBits[_MaxSpanElems / 64];
+    /* A bit per object, in the record's tail (bits[]), sized for the
+     * span's class: bitwords words each. */
+    uint64_t *allocBits;
+    uint64_t *gcmarkBits;     /* the collector's */
+    uint8_t bitwords;
 
     /* The collector's, for spans of collected objects (gc != 0; src/gc/). */
     uint8_t gc;               /* 0: malloc's; GCSPAN_SCAN or GCSPAN_NOSCAN */
@@ -109,8 +113,23 @@ struct mspan {
      * (gc_ptrtype_all: all words, a conservative object's), so allocating
      * another writes none; NULL when the slots differ. */
     const struct gort_type *ptrtype;
-    uint64_t gcmarkBits[_MaxSpanElems / 64];
+    uint64_t bits[];          /* allocBits, then gcmarkBits */
 };
+
+/* Words per bitmap for a span of nelems objects: a power of two, so that
+ * records come in a few sizes (mheap.c keeps a fixalloc for each). */
+static inline unsigned span_bitwords_for(unsigned nelems)
+{
+    unsigned w = 1;
+    while (w * 64 < nelems)
+        w *= 2;
+    return w;
+}
+
+static inline size_t span_bitbytes(const struct mspan *s)
+{
+    return (size_t)s->bitwords * sizeof(uint64_t);
+}
 
 #define GCSPAN_SCAN   1
 #define GCSPAN_NOSCAN 2
