@@ -97,6 +97,24 @@ int main(void)
     CHECK(arena_countReleased(e->startAddr, 64) == 0);
     mheap_free(e);
 
+    /* Backed pages are reused first: with every free page released but
+     * those of a 64-page run just freed, a one-page span comes from that
+     * run (no page fault), not from a released run that fits closer. */
+    scavenge_release(UINT64_MAX, NULL, UINT64_MAX);
+    CHECK(mheap_.freeRuns == 1);   /* all free pages merged into one released run */
+    struct mspan *f = mheap_alloc(64, 0, 0);
+    struct mspan *pin = mheap_alloc(1, 0, 0);   /* keeps f's run apart from the rest */
+    CHECK(pin->startAddr == end_of(f));
+    uintptr_t fbase = f->startAddr;
+    memset((void *)fbase, 0xcd, 64 * _PageSize);
+    mheap_free(f);
+    struct mspan *one = mheap_alloc(1, 0, 0);
+    CHECKF(one->startAddr >= fbase && one->startAddr < fbase + 64 * _PageSize,
+           "a released page was taken over a backed one");
+    CHECK(one->needzero == 1);   /* it holds old data */
+    mheap_free(one);
+    mheap_free(pin);
+
     /* A request the OS cannot back fails cleanly. */
     CHECK(mheap_alloc((uintptr_t)1 << 40, 0, 0) == NULL);
     printf("page heap ok: %llu free runs\n", (unsigned long long)mheap_.freeRuns);

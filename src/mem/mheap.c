@@ -77,59 +77,68 @@ static inline void index_of(uintptr_t n, int *fl, int *sl)
     }
 }
 
+static inline struct runindex *index_for(const struct mspan *s)
+{
+    return s->scavenged ? &mheap_.clean : &mheap_.dirty;
+}
+
 static void index_insert(struct mspan *s)
 {
+    struct runindex *ix = index_for(s);
     int fl, sl;
     index_of(s->npages, &fl, &sl);
     s->prev = NULL;
-    s->next = mheap_.free[fl][sl];
+    s->next = ix->free[fl][sl];
     if (s->next)
         s->next->prev = s;
-    mheap_.free[fl][sl] = s;
-    mheap_.fl_bitmap |= (uint64_t)1 << fl;
-    mheap_.sl_bitmap[fl] |= (uint16_t)(1u << sl);
+    ix->free[fl][sl] = s;
+    ix->fl_bitmap |= (uint64_t)1 << fl;
+    ix->sl_bitmap[fl] |= (uint16_t)(1u << sl);
     s->inList = inListHeap;
     heap_stat(&mheap_.freeRuns, 1);
 }
 
+/* (A run's scavenged flag does not change while it is in the index, so it
+ * names the index it is in.) */
 void mheap_index_remove(struct mspan *s)
 {
+    struct runindex *ix = index_for(s);
     int fl, sl;
     index_of(s->npages, &fl, &sl);
     if (s->prev)
         s->prev->next = s->next;
     else
-        mheap_.free[fl][sl] = s->next;
+        ix->free[fl][sl] = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    if (!mheap_.free[fl][sl]) {
-        mheap_.sl_bitmap[fl] &= (uint16_t)~(1u << sl);
-        if (!mheap_.sl_bitmap[fl])
-            mheap_.fl_bitmap &= ~((uint64_t)1 << fl);
+    if (!ix->free[fl][sl]) {
+        ix->sl_bitmap[fl] &= (uint16_t)~(1u << sl);
+        if (!ix->sl_bitmap[fl])
+            ix->fl_bitmap &= ~((uint64_t)1 << fl);
     }
     s->next = s->prev = NULL;
     s->inList = inListNone;
     heap_stat(&mheap_.freeRuns, -1);
 }
 
-/* First non-empty list at or after (fl, sl). */
-static struct mspan *index_search_from(int fl, int sl)
+/* First non-empty list of ix at or after (fl, sl). */
+static struct mspan *index_search_from(struct runindex *ix, int fl, int sl)
 {
     if (fl >= HEAP_FL_COUNT)
         return NULL;
-    uint32_t sls = mheap_.sl_bitmap[fl] & (uint32_t)(~0u << sl);
+    uint32_t sls = ix->sl_bitmap[fl] & (uint32_t)(~0u << sl);
     if (!sls) {
-        uint64_t fls = fl + 1 < 64 ? mheap_.fl_bitmap & (~(uint64_t)0 << (fl + 1)) : 0;
+        uint64_t fls = fl + 1 < 64 ? ix->fl_bitmap & (~(uint64_t)0 << (fl + 1)) : 0;
         if (!fls)
             return NULL;
         fl = __builtin_ctzll(fls);
-        sls = mheap_.sl_bitmap[fl];
+        sls = ix->sl_bitmap[fl];
     }
-    return mheap_.free[fl][__builtin_ctz(sls)];
+    return ix->free[fl][__builtin_ctz(sls)];
 }
 
-/* A free run of at least n pages: good fit in O(1). */
-static struct mspan *index_find(uintptr_t n)
+/* A run of ix of at least n pages: good fit in O(1). */
+static struct mspan *index_find_in(struct runindex *ix, uintptr_t n)
 {
     int fl, sl;
     index_of(n, &fl, &sl);
@@ -137,15 +146,22 @@ static struct mspan *index_find(uintptr_t n)
      * lengths from n's slice, so look there only if nothing larger exists. */
     struct mspan *s = NULL;
     if (sl + 1 < HEAP_SL_COUNT)
-        s = index_search_from(fl, sl + 1);
+        s = index_search_from(ix, fl, sl + 1);
     else
-        s = index_search_from(fl + 1, 0);
+        s = index_search_from(ix, fl + 1, 0);
     if (s)
         return s;
-    for (s = mheap_.free[fl][sl]; s; s = s->next)
+    for (s = ix->free[fl][sl]; s; s = s->next)
         if (s->npages >= n)
             return s;
     return NULL;
+}
+
+/* A free run of at least n pages, dirty if one is long enough. */
+static struct mspan *index_find(uintptr_t n)
+{
+    struct mspan *s = index_find_in(&mheap_.dirty, n);
+    return s ? s : index_find_in(&mheap_.clean, n);
 }
 
 /* ---- Free runs ------------------------------------------------------- */

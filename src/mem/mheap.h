@@ -27,6 +27,13 @@
 #define HEAP_SL_LOG   4
 #define HEAP_SL_COUNT (1 << HEAP_SL_LOG)
 
+/* A segregated index of free runs by length (two levels of bitmaps). */
+struct runindex {
+    uint64_t fl_bitmap;                 /* first levels with a free run */
+    uint16_t sl_bitmap[HEAP_FL_COUNT];  /* slices with a free run */
+    struct mspan *free[HEAP_FL_COUNT][HEAP_SL_COUNT];
+};
+
 #define SPAN_RECORD_SIZES 5   /* bitmaps of 1 .. _MaxSpanElems / 64 words */
 
 struct mheap {
@@ -35,9 +42,12 @@ struct mheap {
     struct fixalloc spanalloc[SPAN_RECORD_SIZES];
     struct fixalloc cachealloc;         /* mcache records */
 
-    uint64_t fl_bitmap;                 /* first levels with a free run */
-    uint16_t sl_bitmap[HEAP_FL_COUNT];  /* slices with a free run */
-    struct mspan *free[HEAP_FL_COUNT][HEAP_SL_COUNT];
+    /* Free runs with pages still backed (dirty), and runs the scavenger
+     * released whole (clean).  Allocation takes a dirty run first: reusing
+     * backed pages costs no page fault and lets RSS follow the heap, where
+     * a clean run would be faulted in while dirty pages wait for the
+     * scavenger. */
+    struct runindex dirty, clean;
 
     /* Page accounting, in pages, under lock (read racily by statistics). */
     uint64_t pagesInUse;    /* pages in mSpanInUse spans */

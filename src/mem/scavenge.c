@@ -42,10 +42,10 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due, uint64_t limit)
         next = UINT64_MAX;
         gort_lock(&mheap_.lock);
         for (int fl = 0; fl < HEAP_FL_COUNT && n < SCAV_BATCH; fl++) {
-            if (!(mheap_.fl_bitmap & ((uint64_t)1 << fl)))
+            if (!(mheap_.dirty.fl_bitmap & ((uint64_t)1 << fl)))
                 continue;
             for (int sl = 0; sl < HEAP_SL_COUNT && n < SCAV_BATCH; sl++) {
-                struct mspan *s = mheap_.free[fl][sl], *nx;
+                struct mspan *s = mheap_.dirty.free[fl][sl], *nx;
                 for (; s && n < SCAV_BATCH && total + taken < limit; s = nx) {
                     nx = s->next;
                     if (s->scavenged)
