@@ -495,14 +495,13 @@ static void fill_span_ptrbits(uint64_t *bits, const struct mspan *s, uintptr_t n
 /* The object at p differs in kind from the rest of s, which has no map
  * yet: s gets one, laid out for the kind all its slots had, published
  * before mspan.ptrtype stops naming that kind (scanobject reads them in
- * the other order).  NULL when out of memory. */
+ * the other order).  (Like span records, maps come from the OS directly;
+ * running out of memory for them is fatal.) */
 static uint64_t *span_make_ptrbits(struct mspan *s, uintptr_t nw)
 {
     if (s->npages > PTRBITS_MAXPAGES)
-        return NULL;
+        throw("span_make_ptrbits: span longer than any small class");
     uint64_t *bits = ptrbits_alloc(s->npages);
-    if (!bits)
-        return NULL;
     const gort_type *kind = s->ptrtype;
     fill_span_ptrbits(bits, s, nw, kind == &gc_ptrtype_all ? NULL : kind);
     __atomic_store_n(&s->ptrbits, bits, __ATOMIC_RELEASE);
@@ -526,12 +525,6 @@ static __attribute__((noinline)) void write_ptrbits_slow(struct mspan *s, uintpt
         return;
     }
     uint64_t *bits = s->ptrbits ? s->ptrbits : span_make_ptrbits(s, nw);
-    if (!bits) {
-        /* No memory for a map: every word of every object is scanned,
-         * which holds whatever each slot's kind. */
-        __atomic_store_n(&s->ptrtype, &gc_ptrtype_all, __ATOMIC_RELEASE);
-        return;
-    }
     write_slot_ptrbits(bits, (p - s->startAddr) / sizeof(void *), nw, t, nelem);
     __atomic_store_n(&s->ptrtype, NULL, __ATOMIC_RELEASE);
 }

@@ -313,12 +313,6 @@ static void scanblock(struct gcw *w, uintptr_t p, uintptr_t n)
     w->scanned += n;
 }
 
-static inline void scan_words(struct gcw *w, const uintptr_t *word, uintptr_t nw)
-{
-    for (uintptr_t i = 0; i < nw; i++)
-        scan_word(w, word[i]);
-}
-
 /* An object of type t in a slot of nw words: the words t's mask names. */
 static void scan_typed(struct gcw *w, const uintptr_t *word, const gort_type *t, uintptr_t nw)
 {
@@ -379,10 +373,11 @@ static void scanobject(struct gcw *w, uintptr_t p)
     const gort_type *kind = __atomic_load_n(&s->ptrtype, __ATOMIC_ACQUIRE);
     const uint64_t *bits = __atomic_load_n(&s->ptrbits, __ATOMIC_ACQUIRE);
     if (!bits) {
-        if (kind == &gc_ptrtype_all)
-            scan_words(w, word, nw);
-        else
-            scan_typed(w, word, kind, nw);
+        if (kind == &gc_ptrtype_all) {
+            scanblock(w, p, s->elemsize);
+            return;
+        }
+        scan_typed(w, word, kind, nw);
         w->scanned += s->elemsize;
         return;
     }
