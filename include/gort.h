@@ -141,7 +141,7 @@ struct gort_memstats {
     uint64_t mspan_sys;      /* MSpanSys: bytes reserved for mspan structures */
     uint64_t mcache_inuse;   /* MCacheInuse: bytes of per-thread caches in use */
     uint64_t mcache_sys;     /* MCacheSys: bytes reserved for them */
-    uint64_t other_sys;      /* OtherSys: arena index, page map and the rest */
+    uint64_t other_sys;      /* OtherSys: arena index, page map, collector pointer maps */
 
     /* Release of memory to the OS. */
     uint64_t num_released;   /* madvise calls made to give pages back */
