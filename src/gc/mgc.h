@@ -100,6 +100,7 @@ extern bool gcModeChosen;
 bool gc_set_mode(bool concurrent, bool explicit_);
 
 extern rtmutex gcLock;           /* one cycle at a time */
+extern bool gcInited;
 
 /* Pointer maps of scan spans (malloc_gc.c).  While every object of a span
  * is of one kind, mspan.ptrtype names it (a type, or gc_ptrtype_all: every
@@ -111,7 +112,6 @@ uint64_t gc_ptrbits_sys(void);          /* bytes the maps took from the OS */
 void ptrbits_fork_prepare(void);
 void ptrbits_fork_parent(void);
 void ptrbits_fork_child(void);
-extern bool gcInited;
 
 /* Span lists (gcentral, large): doubly linked through next/prev. */
 static inline void spanlist_push(struct mspan **head, struct mspan *s)

@@ -108,11 +108,12 @@ struct mspan {
     uint8_t premarked;
     uintptr_t largeSize;      /* large object: the bytes asked for (scan limit) */
     const struct gort_type *largeType;  /* large typed object: its type */
-    uint64_t *ptrbits;        /* small scan span: a bit per word, 1 = pointer */
-    /* Every slot's map in ptrbits is that of one object of this type
-     * (gc_ptrtype_all: all words, a conservative object's), so allocating
-     * another writes none; NULL when the slots differ. */
+    /* Small scan span: the one kind of object all its slots hold (a type,
+     * or gc_ptrtype_all: every word is scanned), so it needs no map and
+     * allocating another writes none; NULL once the span mixes kinds,
+     * when ptrbits (a bit per word, 1 = pointer) holds every slot's map. */
     const struct gort_type *ptrtype;
+    uint64_t *ptrbits;
     uint64_t bits[];          /* allocBits, then gcmarkBits */
 };
 

@@ -47,9 +47,7 @@ uint64_t scavenge_release(uint64_t cutoff, uint64_t *next_due, uint64_t limit)
             for (int sl = 0; sl < HEAP_SL_COUNT && n < SCAV_BATCH; sl++) {
                 struct mspan *s = mheap_.dirty.free[fl][sl], *nx;
                 for (; s && n < SCAV_BATCH && total + taken < limit; s = nx) {
-                    nx = s->next;
-                    if (s->scavenged)
-                        continue;
+                    nx = s->next;   /* (the dirty index holds no released run) */
                     if (s->freeSince > cutoff) {
                         if (s->freeSince < next)
                             next = s->freeSince;
