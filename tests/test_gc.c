@@ -17,14 +17,18 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <regex.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -915,10 +919,11 @@ static int mode_scavenge(void)
     return 0;
 }
 
-static int mode_pacer(void)
+/* GOGC=100: while garbage churns, the heap stays within 2 x live + 4 MiB
+ * (or the goal, which adds stacks and globals). */
+static node *pacer_check_peak(int nlive, int rounds)
 {
-    /* GOGC=100: the heap stays within 2 x live + 4 MiB. */
-    node *live = make_list(60000, 1);   /* ~5 MiB with payloads */
+    node *live = make_list(nlive, 1);   /* ~85 bytes a node with payloads */
     collect();
     stats();
     /* The goal adds stacks and globals (large under sanitizers). */
@@ -927,19 +932,46 @@ static int mode_pacer(void)
     if (goal > bound)
         bound = goal;
     bound += 1u << 20;   /* a span's worth of slack past the trigger */
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < rounds; i++) {
         node *tmp = make_list(5000, 0);
         (void)tmp;
         stats();
         if (ms.gc_heap_live > peak)
             peak = ms.gc_heap_live;
     }
-    check_list(live, 60000);
+    check_list(live, nlive);
     printf("pacer: live %lu KiB, peak %lu KiB (bound %lu KiB), next_gc %lu KiB\n",
            (unsigned long)(liveBytes >> 10), (unsigned long)(peak >> 10),
            (unsigned long)(bound >> 10), (unsigned long)(ms.next_gc >> 10));
     CHECKF(peak <= bound, "peak %lu > bound %lu (live %lu)", (unsigned long)peak,
            (unsigned long)bound, (unsigned long)liveBytes);
+    return live;
+}
+
+/* No thread of the process runs at idle priority: a cycle waits for every
+ * span a sweeper has claimed, and a thread the OS starves while it holds
+ * one held cycles (and allocation) up for over a second on a busy machine. */
+static void check_no_idle_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid <= 0)
+            continue;
+        int policy = sched_getscheduler(tid);
+        CHECKF(policy != SCHED_IDLE, "thread %d runs at SCHED_IDLE", (int)tid);
+        n++;
+    }
+    closedir(d);
+    CHECK(n > 1);   /* the collector's threads are among them */
+}
+
+static int mode_pacer(void)
+{
+    node *live = pacer_check_peak(60000, 200);
+    check_no_idle_threads();
 
     /* GOGC off: no cycle until asked. */
     int old = gort_set_gc_percent(-1);
@@ -970,6 +1002,42 @@ static int mode_pacer(void)
     return 0;
 }
 
+/* The same bound with every core busy in other processes: a cycle's
+ * thread may then wait for a core, and allocation must wait for it rather
+ * than run on past the goal. */
+static int mode_pacer_loaded(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    pid_t hogs[64];
+    int nhogs = 0;
+    for (long i = 0; i < ncpu && nhogs < 64; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            /* Gone with the test, whichever way it ends. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            alarm(120);
+            /* Busy, with short gaps: a thread of low priority gets to
+             * run in them, and can be caught holding work when they end. */
+            for (;;) {
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                do
+                    clock_gettime(CLOCK_MONOTONIC, &t1);
+                while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 2000000);
+                usleep(50);
+            }
+        }
+        hogs[nhogs++] = pid;
+    }
+    pacer_check_peak(400000, 1500);
+    for (int i = 0; i < nhogs; i++) {
+        kill(hogs[i], SIGKILL);
+        waitpid(hogs[i], NULL, 0);
+    }
+    return 0;
+}
+
 static int mode_trace(void)
 {
     node *l = make_list(30000, 1);
@@ -995,6 +1063,7 @@ static int run_mode(void)
     if (!strcmp(mode, "mode_default")) return mode_mode_default();
     if (!strcmp(mode, "retention")) return mode_retention();
     if (!strcmp(mode, "pacer")) return mode_pacer();
+    if (!strcmp(mode, "pacer_loaded")) return mode_pacer_loaded();
     if (!strcmp(mode, "scavenge")) return mode_scavenge();
     if (!strcmp(mode, "pauses")) return mode_pauses();
     if (!strcmp(mode, "stops")) return mode_stops();
@@ -1056,6 +1125,10 @@ int main(int argc, char **argv)
     if (selected("pauses")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
         expect_case("pauses", conc, 120);
+    }
+    if (selected("pacer_loaded")) {
+        const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
+        expect_case("pacer_loaded", conc, 120);
     }
     if (selected("stops")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};

@@ -523,6 +523,7 @@ static struct {
     bool started, requested, forced;
     uint32_t request;      /* futex: bumped per request */
     uint32_t begun;        /* cycles begun */
+    uint32_t marking;      /* futex: bumped when a cycle's mark begins */
     uint32_t done;         /* futex: cycles finished */
 } ctl;
 
@@ -547,6 +548,8 @@ static void collect_concurrent(bool forced)
     stw_start();
     uint64_t t1 = os_nanotime();
     unlock_world();
+    __atomic_add_fetch(&ctl.marking, 1, __ATOMIC_RELEASE);
+    os_futex_wake(&ctl.marking, INT32_MAX);
 
     gc_mark_concurrent(nbg);
     uint64_t t2 = os_nanotime();
@@ -607,6 +610,15 @@ static void *wait_cycle_done(void *want)
     }
 }
 
+/* A cycle requested or running. */
+static bool cycle_pending(void)
+{
+    gort_lock(&ctl.lock);
+    bool pending = ctl.requested || ctl.begun != __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+    gort_unlock(&ctl.lock);
+    return pending;
+}
+
 /* Asks the controller for a cycle; a forced request waits for one that
  * begins after it to finish. */
 static void request_concurrent(bool forced)
@@ -661,11 +673,25 @@ static void *wait_mark_progress(void *d)
     return NULL;
 }
 
+/* A wait of at most 1 ms for a requested cycle to begin its mark (blocked,
+ * as above).  The controller thread may be waiting for a core: this one is
+ * given up to it. */
+static void *wait_mark_begin_1ms(void *d)
+{
+    if (!gc_marking() && cycle_pending())
+        os_futex_wait(&ctl.marking, *(uint32_t *)d, 1000 * 1000);
+    return NULL;
+}
+
 /* Starts a cycle at the trigger.  While marking: past Go's hard goal
  * (goal + 10 %) allocation waits up to 1 ms at a time for the cycle to
  * end; past the goal itself, a thread that owes assist work it could not
  * find (owed: the background workers hold all of it) waits up to 50 µs for
- * them to get ahead, as Go parks such a goroutine. */
+ * them to get ahead, as Go parks such a goroutine.  Before the mark: a
+ * cycle runs on the controller thread, which the OS may not run for a
+ * while when every core is busy; nothing else would hold the program back
+ * then (on a loaded machine binary-trees went 7x past its goal before the
+ * mark began), so past the goal allocation waits for the mark to begin. */
 static void gc_pace(bool owed)
 {
     uint64_t live = __atomic_load_n(&gcheap.heapLive, __ATOMIC_RELAXED);
@@ -678,8 +704,12 @@ static void gc_pace(bool owed)
             gc_do_blocking(wait_mark_progress, &d);
         return;
     }
-    if (live >= __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
-        gc_collect(false);
+    if (live < __atomic_load_n(&gcheap.trigger, __ATOMIC_ACQUIRE))
+        return;
+    uint32_t m = __atomic_load_n(&ctl.marking, __ATOMIC_ACQUIRE);
+    gc_collect(false);
+    if (live > gcheap.goal && __atomic_load_n(&gcConcurrent, __ATOMIC_ACQUIRE))
+        gc_do_blocking(wait_mark_begin_1ms, &m);
 }
 
 void gc_maybe_start(void)

@@ -7,8 +7,8 @@
  * gcheap.sweepgen by 2, which turns every span on the "swept" lists into
  * an unswept one (mgc.h has the states).  Spans are then swept one at a
  * time by whoever needs them: an allocating thread looking for a span with
- * room (malloc_gc.c), the background sweeper here (an idle-priority
- * thread), or the next cycle, which first finishes what is left.  A
+ * room (malloc_gc.c), the background sweeper here (a thread that yields
+ * every few spans), or the next cycle, which first finishes what is left.  A
  * sweeper claims a span by moving its sweepgen from sg - 2 to sg - 1 and
  * counts itself in gcheap.nsweeping until the span is placed, cached or
  * freed, so that a cycle never starts with a sweep half done.
@@ -197,17 +197,22 @@ void finishsweep(void)
 
 static bool sweeperStarted;   /* under gcLock, as sweeper_kick is called */
 
+/* Spans the background sweeper sweeps between yields. */
+#define BGSWEEP_BATCH 16
+
 static void *bgsweep(void *arg)
 {
     (void)arg;
-    /* Only when a CPU would otherwise idle: allocation sweeps what it
-     * needs itself, and the next cycle finishes the rest. */
-    struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    /* At the program's own priority, giving the CPU up every few spans
+     * (Go's bgsweep yields after each).  Not idle priority: the next cycle
+     * waits for every claimed span (finishsweep), and a thread that the
+     * OS starves while it holds one held up the cycle, and with it
+     * allocation, for over a second on a loaded machine. */
     for (;;) {
         uint32_t seen = __atomic_load_n(&gcheap.sweepWake, __ATOMIC_ACQUIRE);
-        while (sweepone())
-            ;
+        for (int n = 1; sweepone(); n++)
+            if (n % BGSWEEP_BATCH == 0)
+                sched_yield();
         scavenge_retain_check();
         os_futex_wait(&gcheap.sweepWake, seen, -1);
     }
