@@ -1038,6 +1038,22 @@ static int mode_pacer_loaded(void)
     return 0;
 }
 
+/* A program that allocates faster than the background worker marks a
+ * large live heap: its allocations pay with mark assists (gctrace's assist
+ * CPU, checked by the parent) and every tree stays whole. */
+static int mode_assists(void)
+{
+    tree *longlived = make_tree(19);   /* 1 M nodes, 24 MiB */
+    long total = 0;
+    for (int round = 0; round < 2000; round++) {
+        tree *t = make_tree(12);
+        total += check_tree(t, 12);
+    }
+    CHECK(total == 2000 * ((1L << 13) - 1));
+    CHECK(check_tree(longlived, 19) == (1L << 20) - 1);
+    return 0;
+}
+
 static int mode_trace(void)
 {
     node *l = make_list(30000, 1);
@@ -1064,6 +1080,7 @@ static int run_mode(void)
     if (!strcmp(mode, "retention")) return mode_retention();
     if (!strcmp(mode, "pacer")) return mode_pacer();
     if (!strcmp(mode, "pacer_loaded")) return mode_pacer_loaded();
+    if (!strcmp(mode, "assists")) return mode_assists();
     if (!strcmp(mode, "scavenge")) return mode_scavenge();
     if (!strcmp(mode, "pauses")) return mode_pauses();
     if (!strcmp(mode, "stops")) return mode_stops();
@@ -1151,6 +1168,36 @@ int main(int argc, char **argv)
     }
     if (selected("free_collected"))
         expect_fatal("free_collected", "free(): pointer to a collected object");
+    if (selected("assists")) {
+        /* gctrace's cpu field: stop + assist/background/idle + stop. */
+        const char *env[] = {"GODEBUG=gcconcurrent=1,gctrace=1", "GOMAXPROCS=2", NULL};
+        struct child ch;
+        run_child(&ch, "assists", env, 60);
+        int lines = 0;
+        double assists = 0, background = 0;
+        for (char *line = strtok(ch.err, "\n"); line; line = strtok(NULL, "\n")) {
+            const char *cpu = strstr(line, " ms clock, ");
+            double stw1, assist, bg;
+            if (strncmp(line, "gc ", 3) != 0 || !cpu)
+                continue;
+            lines++;
+            if (sscanf(cpu, " ms clock, %lf+%lf/%lf/", &stw1, &assist, &bg) == 3) {
+                assists += assist;
+                background += bg;
+            }
+        }
+        /* About 60 % here; 0.03 % when the worker kept its work to itself. */
+        if (!exited(&ch, 0) || lines == 0 || assists < background / 50)
+            FAIL("assists: status 0x%x, %d cycles, %.1f ms of assists, %.1f ms of background "
+                 "marking:\n%s", ch.status, lines, assists, background, ch.err);
+        else
+            printf("ok   assists: %.1f ms of assists beside %.1f ms of background marking in %d "
+                   "cycles\n", assists, background, lines);
+        free(ch.err);
+        /* What the assists marked, checked by a stopped re-mark each cycle. */
+        const char *check[] = {"GODEBUG=gcconcurrent=1,gccheckmark=1", "GOMAXPROCS=2", NULL};
+        expect_case("assists", check, 120);
+    }
     if (selected("trace")) {
         /* GODEBUG=gctrace=1: Go 1.19's line, field for field. */
         const char *env[] = {"GODEBUG=gctrace=1", "GOMAXPROCS=2", NULL};

@@ -334,7 +334,7 @@ static void pb_ms(printbuf *b, uint64_t ns)
 /* One cycle's clock times: the first stop (sweep termination), the mark
  * and the second stop (mark termination); markCPU is the mark's CPU. */
 struct cycletimes {
-    uint64_t start, stw1, mark, stw2, markCPU;
+    uint64_t start, stw1, mark, stw2, markCPU, assistCPU;
     uint64_t goal;         /* the heap goal this cycle ran against (gctrace's) */
 };
 
@@ -365,7 +365,9 @@ static void gctrace_line(const struct cycletimes *ct, int nproc, uint64_t heap0,
     pb_ms(&b, stw2);
     pb_str(&b, " ms clock, ");
     pb_ms(&b, stw1 * (uint64_t)nproc);
-    pb_str(&b, "+0/");
+    pb_str(&b, "+");
+    pb_ms(&b, ct->assistCPU);
+    pb_str(&b, "/");
     pb_ms(&b, ct->markCPU);
     pb_str(&b, "/0+");
     pb_ms(&b, stw2 * (uint64_t)nproc);
@@ -505,7 +507,7 @@ static void collect_stw(bool forced)
     /* gctrace's first figure is the stop itself, as Go's sweep-termination
      * pause; the sweeping and set-up before it run with the world going. */
     struct cycletimes ct = {start, tStop - t0, tMark - tStop, tEnd - tMark,
-                            (tMark - tStop) * (uint64_t)nproc, goal};
+                            (tMark - tStop) * (uint64_t)nproc, 0, goal};
     uint64_t cpu = (tStop - t0 + tEnd - tMark) * (uint64_t)nproc + ct.markCPU + (t0 - start);
     cycle_done(&ct, tEnd - t0, cpu, nproc, heap0, heap0, forced);
     gort_unlock(&gcLock);
@@ -570,8 +572,9 @@ static void collect_concurrent(bool forced)
     uint64_t t4 = os_nanotime();
     unlock_world();
 
-    struct cycletimes ct = {start, t1 - t0, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg, goal};
-    uint64_t cpu = (t1 - t0 + t4 - t3) * (uint64_t)nproc + ct.markCPU + (t0 - start);
+    struct cycletimes ct = {start, t1 - t0, t3 - t1, t4 - t3, (t2 - t1) * (uint64_t)nbg,
+                            gc_assist_time_take(), goal};
+    uint64_t cpu = (t1 - t0 + t4 - t3) * (uint64_t)nproc + ct.markCPU + ct.assistCPU + (t0 - start);
     cycle_done(&ct, (t1 - t0) + (t4 - t3), cpu, nproc, heap0, heap1, forced);
     gort_unlock(&gcLock);
 }

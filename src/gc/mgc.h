@@ -200,6 +200,9 @@ uint64_t gc_mark_finish(int nworkers, bool checkmark);
  * while marking, and pays for them with scan work in proportion to the
  * scan work left over the heap left before the goal (outside nosuspend). */
 bool gc_assist_alloc(uint64_t bytes);
+/* Nanoseconds spent in mark assists since the last call (gctrace's assist
+ * CPU, part of GCCPUFraction). */
+uint64_t gc_assist_time_take(void);
 /* Scan work (bytes scanned) of the last finished mark. */
 extern uint64_t gcLastScanWork;
 /* Shades n pointers (a write-barrier buffer, a weak handle's object). */

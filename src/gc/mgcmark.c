@@ -83,6 +83,7 @@ static struct {
     struct workbuf *full, *empty;
     uint32_t nfull;               /* atomic */
     uint32_t nwait;               /* atomic: workers out of work */
+    uint32_t assistHungry;        /* atomic: an assist owed work and found none */
     uint32_t nassisting;          /* atomic: mark assists holding work */
     uint32_t nworkers;
     uint32_t phase;               /* futex: helpers start a mark on a change */
@@ -187,11 +188,17 @@ static inline bool gcw_get(struct gcw *w, struct workitem *it)
     return true;
 }
 
-/* Gives half of a long local buffer to idle workers. */
+/* Gives half of a long local buffer to idle workers, and to assists that
+ * owe work: without it a worker that keeps its grey objects to itself
+ * leaves the program allocating at full speed through the whole mark, and
+ * every byte it allocates then is marked (black) and doubled into the
+ * next goal (binary-trees' peak RSS fell from 306 to 243 MiB). */
 static void gcw_balance(struct gcw *w)
 {
     struct workbuf *b = w->buf;
-    if (b->n < 8 || __atomic_load_n(&work.nwait, __ATOMIC_RELAXED) == 0 ||
+    if (b->n < 8 ||
+        (__atomic_load_n(&work.nwait, __ATOMIC_RELAXED) == 0 &&
+         __atomic_load_n(&work.assistHungry, __ATOMIC_RELAXED) == 0) ||
         __atomic_load_n(&work.nfull, __ATOMIC_RELAXED) != 0)
         return;
     struct workbuf *half = getempty();
@@ -1023,6 +1030,7 @@ void gc_mark_start(void)
     uint64_t expected = gcLastScanWork ? gcLastScanWork : gcheap.heapLive;
     work.scanExpected = expected > (256u << 10) ? expected : (256u << 10);
     reset_workers(1);
+    __atomic_store_n(&work.assistHungry, 0, __ATOMIC_RELAXED);
     work.rootsNow = true;
     queue_roots();
     work.rootsNow = false;
@@ -1077,6 +1085,12 @@ uint64_t gc_mark_finish(int nworkers, bool checkmark)
  * whatever thread it runs) and the mark it was incurred in. */
 static __thread int64_t assistDebt;
 static __thread uint32_t assistGen;
+static uint64_t assistTime;   /* atomic: ns spent assisting, for gctrace */
+
+uint64_t gc_assist_time_take(void)
+{
+    return __atomic_exchange_n(&assistTime, 0, __ATOMIC_RELAXED);
+}
 
 #define ASSIST_MIN   (64 << 10)   /* least work per assist, to amortise it (Go's gcOverAssistWork) */
 #define ASSIST_SLICE (32 << 10)   /* scan work per nosuspend section */
@@ -1148,16 +1162,24 @@ bool gc_assist_alloc(uint64_t bytes)
     int64_t target = assistDebt > ASSIST_MIN ? assistDebt : ASSIST_MIN;
     int64_t paid = 0;
     bool starved = false;
+    uint64_t t0 = os_nanotime();
     while (paid < target) {
         uint64_t n = assist_slice();
         if (n == 0) {
-            starved = true;   /* nothing queued: the background workers hold it all */
+            /* Nothing queued: the background workers hold it all; ask them
+             * to share (gcw_balance). */
+            starved = true;
+            __atomic_store_n(&work.assistHungry, 1, __ATOMIC_RELAXED);
             break;
         }
+        if (__atomic_load_n(&work.assistHungry, __ATOMIC_RELAXED))
+            __atomic_store_n(&work.assistHungry, 0, __ATOMIC_RELAXED);
         paid += (int64_t)n;
         stw_poll();
     }
     assistDebt -= paid;
+    if (paid)
+        __atomic_add_fetch(&assistTime, os_nanotime() - t0, __ATOMIC_RELAXED);
     /* Unpaid debt does not pile up beyond one runway's worth: a thread
      * that could not pay waits for the background workers instead
      * (gc_pace, told by the return value). */
