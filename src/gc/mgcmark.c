@@ -1094,6 +1094,7 @@ uint64_t gc_assist_time_take(void)
 
 #define ASSIST_MIN   (64 << 10)   /* least work per assist, to amortise it (Go's gcOverAssistWork) */
 #define ASSIST_SLICE (32 << 10)   /* scan work per nosuspend section */
+#define ASSIST_ITEM  (4 << 10)    /* most of a range or oblet scanned between looks for a stop */
 
 /* One slice of assist work, inside a nosuspend section so that a stop
  * never finds grey objects held privately: takes work from the global
@@ -1117,11 +1118,12 @@ static uint64_t assist_slice(void)
     while (w.scanned < ASSIST_SLICE && w.buf->n &&
            !__atomic_load_n(&stwPending, __ATOMIC_RELAXED)) {
         it = w.buf->items[--w.buf->n];
-        /* A long range or oblet is cut to the slice, the rest put back:
-         * a stop waits for this section to end. */
-        if (it.n > ASSIST_SLICE) {
-            gcw_put(&w, it.p + ASSIST_SLICE, it.n - ASSIST_SLICE);
-            it.n = ASSIST_SLICE;
+        /* A long range or oblet is cut, the rest put back: a stop waits
+         * for the item in hand (a 32 KiB root range of pointers took
+         * 100–250 µs, and held mark termination's stop up that long). */
+        if (it.n > ASSIST_ITEM) {
+            gcw_put(&w, it.p + ASSIST_ITEM, it.n - ASSIST_ITEM);
+            it.n = ASSIST_ITEM;
         }
         scanitem(&w, it);
     }
