@@ -367,6 +367,14 @@ static __attribute__((noinline)) gort_weak *weak_stored(int how, void *container
     return w;
 }
 
+/* Whether w still names container[1].  Out of line, so that the object's
+ * address is never loaded in mode_weak's own frame or registers, where a
+ * stale copy would keep it alive after container[1] is cleared. */
+static __attribute__((noinline)) bool weak_holds(gort_weak *w, void **container)
+{
+    return gort_weak_get(w) == container[1];
+}
+
 static int mode_weak(void)
 {
     /* Unreachable objects are found dead, small and large. */
@@ -396,17 +404,21 @@ static int mode_weak(void)
     gort_weak *wu = weak_stored(inUncollectable, unc);
     gort_weak *wp = weak_stored(inPlainMalloc, plain2);
     collect();
-    CHECK(gort_weak_get(wk) == holder[1]);
+    CHECK(weak_holds(wk, holder));
     CHECK(gort_weak_get(wn) == NULL);
     CHECK(gort_weak_get(wt) == NULL);
-    CHECK(gort_weak_get(wr) == plain[1]);
-    CHECK(gort_weak_get(wu) == unc[1]);
+    CHECK(weak_holds(wr, plain));
+    CHECK(weak_holds(wu, unc));
     CHECK(gort_weak_get(wp) == NULL);
     /* Dropping the references lets them go. */
     CHECK(gort_remove_roots(plain, plain + 4) == 0);
     holder[1] = NULL;
     unc[1] = NULL;
-    collect();
+    /* A stale copy in a register or frame that a stop catches may keep an
+     * object one cycle more (the stacks are scanned conservatively); no
+     * copy lasts three. */
+    for (int i = 0; i < 3 && (gort_weak_get(wk) || gort_weak_get(wr) || gort_weak_get(wu)); i++)
+        collect();
     CHECK(gort_weak_get(wk) == NULL);
     CHECK(gort_weak_get(wr) == NULL);
     CHECK(gort_weak_get(wu) == NULL);
