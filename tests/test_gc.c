@@ -41,16 +41,6 @@ static const char *mode;
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-/* Zeroes the stack below the caller, so that dead pointers left in old
- * frames do not keep objects (a conservative collector would rightly see
- * them). */
-static __attribute__((noinline)) void scrub_stack(void)
-{
-    volatile char buf[32768];
-    memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" : : "r"(buf) : "memory");
-}
-
 static void collect(void)
 {
     scrub_stack();
@@ -414,11 +404,7 @@ static int mode_weak(void)
     CHECK(gort_remove_roots(plain, plain + 4) == 0);
     holder[1] = NULL;
     unc[1] = NULL;
-    /* A stale copy in a register or frame that a stop catches may keep an
-     * object one cycle more (the stacks are scanned conservatively); no
-     * copy lasts three. */
-    for (int i = 0; i < 3 && (gort_weak_get(wk) || gort_weak_get(wr) || gort_weak_get(wu)); i++)
-        collect();
+    collect();
     CHECK(gort_weak_get(wk) == NULL);
     CHECK(gort_weak_get(wr) == NULL);
     CHECK(gort_weak_get(wu) == NULL);

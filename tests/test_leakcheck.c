@@ -25,12 +25,6 @@ static struct chain *reachable;          /* a malloc'd list from a global */
 static void **collected_holder;          /* a collected object holding a malloc'd block */
 void *keep_unc;                          /* an uncollectable block */
 
-static __attribute__((noinline)) void scrub_stack(void)
-{
-    volatile char buf[32768];
-    memset((char *)buf, 0, sizeof buf);
-}
-
 static __attribute__((noinline)) void leak_here(void)
 {
     for (int i = 0; i < 10; i++) {
