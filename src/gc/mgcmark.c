@@ -558,7 +558,7 @@ static void snap_reset(void)
 }
 
 /* Before the stop: room for the coming snapshot, the last one's size and a
- * quarter (or the globals, the first time), touched now so that its page
+ * quarter (or the globals and 64 KiB, the first time), touched now so that its page
  * faults do not land in the pause.  The roots are warmed too: every line
  * of the globals is read (a never-touched bss page would otherwise take
  * its first page fault inside the stop: the first cycle's stop was up to
@@ -572,7 +572,7 @@ void gc_snapshot_prepare(void)
     if (need == 0) {
         for (size_t i = 0; i < nglobals; i++)
             need += globals[i].n;
-        need += 256u << 10;
+        need += 64u << 10;
     }
     uint64_t sum = 0;
     for (size_t i = 0; i < nglobals; i++)
@@ -590,7 +590,7 @@ void gc_snapshot_prepare(void)
     size_t cap = need - have > SNAP_CHUNK ? (need - have + 0xffff) & ~(size_t)0xffff : SNAP_CHUNK;
     struct snapchunk *c = snap_newchunk(cap);
     if (c)
-        memset(c + 1, 0, cap);
+        memset(c + 1, 0, need - have);   /* the room wanted, not the whole chunk (1 MiB resident) */
 }
 
 /* Room for n bytes (8-aligned), or NULL when memory is short (then the
