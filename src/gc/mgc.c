@@ -613,11 +613,16 @@ static void *wait_cycle_done(void *want)
     }
 }
 
-/* A cycle requested or running. */
+/* A cycle requested or running (ctl.lock held). */
+static bool cycle_pending_locked(void)
+{
+    return ctl.requested || ctl.begun != __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+}
+
 static bool cycle_pending(void)
 {
     gort_lock(&ctl.lock);
-    bool pending = ctl.requested || ctl.begun != __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
+    bool pending = cycle_pending_locked();
     gort_unlock(&ctl.lock);
     return pending;
 }
@@ -631,8 +636,7 @@ static void request_concurrent(bool forced)
         ctl.started = true;
         gc_start_thread(gc_controller, NULL, "gc: cannot start the collector's thread");
     }
-    bool busy = ctl.requested || ctl.begun != __atomic_load_n(&ctl.done, __ATOMIC_ACQUIRE);
-    if (!forced && busy) {
+    if (!forced && cycle_pending_locked()) {
         gort_unlock(&ctl.lock);
         return;
     }
