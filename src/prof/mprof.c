@@ -6,13 +6,12 @@
  * distance from an exponential distribution of mean MemProfileRate, so every
  * byte is equally likely to be sampled (Go's fastexprand).
  *
- * A sample's call stack is taken with libgcc's DWARF unwinder
- * (_Unwind_Backtrace), which needs no frame pointers, so a program built
- * -O2 and loaded with LD_PRELOAD profiles as well as one built for it, and
- * which does not allocate (glibc's backtrace() would dlopen libgcc_s on
- * first use).  The frames up to mprof_malloc are dropped here; the
- * allocator's own frames above it are dropped by the writer, which knows
- * symbol names.
+ * A sample's call stack is walked by unwind.c from the DWARF call-frame
+ * information, which needs no frame pointers, so a program built -O2 and
+ * loaded with LD_PRELOAD profiles as well as one built for it; it does not
+ * allocate (glibc's backtrace() would dlopen libgcc_s on first use).  The
+ * frames up to mprof_malloc are dropped there; the allocator's own frames
+ * above it are dropped by the writer, which knows symbol names.
  *
  * Everything here runs inside malloc and free, so nothing comes from the
  * heap: buckets and the hash tables are carved from os_alloc memory, and
@@ -30,6 +29,7 @@
 #include "prof/mprof.h"
 #include "gc/mgc.h"
 #include "prof/pprof.h"
+#include "prof/unwind.h"
 #include "mem/mcache.h"
 #include "os/lock.h"
 #include "os/os.h"
@@ -47,14 +47,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <unwind.h>
-
-/* capture_stack finds mprof_malloc's frame by its start address, so
- * neither may be split or cloned (GCC's .part and .constprop copies). */
-#if defined(__clang__)
-#define NOSPLIT __attribute__((noinline))
-#else
-#define NOSPLIT __attribute__((noipa))
-#endif
 
 int64_t MemProfileRate = 512 * 1024;
 uint32_t mprof_any;
@@ -159,44 +151,6 @@ void mprof_scale(uint64_t count, uint64_t bytes, int64_t rate, double *scount, d
     }
     *scount = (double)count * scale;
     *sbytes = (double)bytes * scale;
-}
-
-/* ---- Stacks ------------------------------------------------------------ */
-
-struct trace {
-    uintptr_t *pc;
-    int n, max;
-};
-
-static _Unwind_Reason_Code trace_frame(struct _Unwind_Context *ctx, void *arg)
-{
-    struct trace *t = arg;
-    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
-    if (ip == 0 || t->n >= t->max)
-        return _URC_END_OF_STACK;
-    t->pc[t->n++] = ip;
-    return _URC_NO_REASON;
-}
-
-/* The return addresses of the frames above mprof_malloc, innermost first. */
-NOSPLIT static int capture_stack(uintptr_t *out, int max)
-{
-    uintptr_t pc[MPROF_MAXSTACK + 8];
-    struct trace t = {pc, 0, MPROF_MAXSTACK + 8};
-    _Unwind_Backtrace(trace_frame, &t);
-    /* Find mprof_malloc's frame and keep what lies above it; if it cannot
-     * be found (no unwind info?) keep all. */
-    int first = 0;
-    for (int i = 0; i < t.n && i < 4; i++)
-        if ((uintptr_t)_Unwind_FindEnclosingFunction((void *)(pc[i] - 1)) ==
-            (uintptr_t)&mprof_malloc) {
-            first = i + 1;
-            break;
-        }
-    int n = 0;
-    for (int i = first; i < t.n && n < max; i++)
-        out[n++] = pc[i];
-    return n;
 }
 
 /* ---- Buckets ----------------------------------------------------------- */
@@ -446,13 +400,13 @@ bool mprof_free(void *ptr)
     return false;
 }
 
-NOSPLIT void mprof_malloc(void *p, size_t size)
+void mprof_malloc(void *p, size_t size)
 {
     if (prof_guard || !p)
         return;
     prof_guard = 1;
     uintptr_t stk[MPROF_MAXSTACK];
-    int n = capture_stack(stk, MPROF_MAXSTACK);
+    int n = unwind_stack(stk, MPROF_MAXSTACK);   /* from our caller's caller up */
     struct mprof_bucket *b = stkbucket(stk, n, size);
     if (b) {
         __atomic_fetch_add(&b->allocs, 1, __ATOMIC_RELAXED);
