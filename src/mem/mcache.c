@@ -249,9 +249,12 @@ void *mcache_refillList(struct mcache *c, unsigned cls)
     mcache_growList(c, cls, UINT32_MAX);
     if (s->allocCache == 0 && (s == &emptymspan || span_nextFreeIndex(s) >= s->nelems))
         return mcache_nextFree(c, spc);     /* a new span (or pass); batch next time */
-    /* One object for the caller, the rest of the batch onto the list. */
+    /* One object for the caller, the rest of the batch onto the list, which
+     * is filled half way: a class whose mallocs and frees alternate at
+     * random would, from a full list, send its next frees to the slow path
+     * (larson: 59 k slow frees in 2 M, 44 k this way). */
     void *head;
-    unsigned n = span_nextFreeBatch(s, fl->room + 1, c->key, &head);
+    unsigned n = span_nextFreeBatch(s, fl->room / 2 + 1, c->key, &head);
     void *p = head;
     fl->head = *(void **)p;
     fl->room -= n - 1;
