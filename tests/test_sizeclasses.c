@@ -5,7 +5,7 @@
 int main(void)
 {
     sizeclasses_init();
-    CHECK(class_to_size[0] == 0 && class_info[0].limit == 0);
+    CHECK(class_to_size[0] == 0 && class_info[0].below == 0);
     CHECK(class_to_size[_NumSizeClasses - 1] == _MaxSmallSize);
     for (int c = 1; c < _NumSizeClasses; c++) {
         size_t size = class_to_size[c];
@@ -20,19 +20,18 @@ int main(void)
                span % size, span);
         CHECKF(span / size <= _MaxSpanElems, "class %d too many objects", c);
         CHECK(class_to_nelems[c] == span / size);
-        CHECK(class_info[c].size == size && class_info[c].limit == span / size * size);
         /* Reciprocal division is exact over the whole span. */
         for (size_t off = 0; off < span; off++) {
             size_t q = (size_t)(((uint64_t)off * class_to_divmagic[c]) >> 32);
             if (q != off / size)
                 CHECKF(0, "divmagic class %d off %zu: %zu != %zu", c, off, q, off / size);
-            /* free()'s boundary test: exact over the span and well past it
-             * (pageinfo offsets reach 2^29). */
-            uint64_t t = class_info[c].divtest;
+            /* free()'s boundary test: an object's start and nothing else,
+             * over the span and well past it (pageinfo offsets reach 2^29). */
+            const struct classinfo *ci = &class_info[c];
             for (uint64_t o = off; o < ((uint64_t)1 << 29); o += span) {
-                int boundary = (uint32_t)o * t <= t - 1;
-                if (boundary != (o % size == 0))
-                    CHECKF(0, "divtest class %d off %llu: %d", c, (unsigned long long)o, boundary);
+                int boundary = o * ci->divtest < ci->below;
+                if (boundary != (o % size == 0 && o / size < class_to_nelems[c]))
+                    CHECKF(0, "boundary test class %d off %llu: %d", c, (unsigned long long)o, boundary);
                 if (o > 4 * span)
                     o += 997 * span;   /* sample the rest */
             }

@@ -86,7 +86,10 @@ static inline struct heapArena *arena_of_unchecked(uintptr_t p)
 
 static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
 {
-    return __atomic_load_n(&ha->pageinfo[arena_pageIndex(p)], __ATOMIC_RELAXED);
+    /* The byte offset of p's entry, formed so that the table's place in the
+     * record folds into the load's displacement. */
+    uintptr_t at = (p >> (_PageShift - 2)) & ((pagesPerArena - 1) * sizeof(uint32_t));
+    return __atomic_load_n((const uint32_t *)((const char *)ha->pageinfo + at), __ATOMIC_RELAXED);
 }
 
 /* Bit 7 of a page's class byte: the page holds objects sampled by the

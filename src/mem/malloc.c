@@ -73,6 +73,7 @@
 #include "runtime/print.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <string.h>
@@ -190,14 +191,21 @@ void malloc_exited_counts(uint64_t *nmalloc, uint64_t *nfree,
  * below zero is recorded.  A sampled small object's page is marked so
  * that its free reaches free_slow, which tells the profiler. */
 /* next_sample is the owner's, but gort_set_memprofile_rate redraws every
- * cache's from another thread: relaxed atomic loads and stores (plain moves)
- * make that race benign; a lost update only delays the new rate to the next
- * sample. */
-static inline int64_t sample_countdown(struct mcache *c, int64_t size)
+ * cache's from another thread: the owner's update is a plain load and store
+ * that is never torn (on x86-64 one subtract from memory, its sign flag
+ * the answer), which makes that race benign; a lost update only delays the
+ * new rate to the next sample.  Returns whether the count went below 0. */
+static inline bool sample_due(struct mcache *c, int64_t size)
 {
+#if defined(__x86_64__) && !defined(GORT_TSAN)
+    bool negative;
+    __asm__("subq %2, %0" : "+m"(c->next_sample), "=@ccs"(negative) : "er"(size));
+    return negative;
+#else
     int64_t left = __atomic_load_n(&c->next_sample, __ATOMIC_RELAXED) - size;
     __atomic_store_n(&c->next_sample, left, __ATOMIC_RELAXED);
-    return left;
+    return left < 0;
+#endif
 }
 
 __attribute__((noinline)) static void *malloc_sample(struct mcache *c, void *p, size_t size)
@@ -215,7 +223,7 @@ static inline void *malloc_count_sample(void *p, size_t size)
     struct mcache *c = tls_mcache;
     /* (The shared static caches never sample: not theirs to count.) */
     if (p && c != &mcache_bootstrap && c != &mcache_exited &&
-        __builtin_expect(sample_countdown(c, (int64_t)size) < 0, 0))
+        __builtin_expect(sample_due(c, (int64_t)size), 0))
         return malloc_sample(c, p, size);
     return p;
 }
@@ -307,7 +315,7 @@ void *gort_malloc(size_t size)
     void *p = freelist_pop(fl);
     if (__builtin_expect(p != NULL, 1)) {
         mcache_count(&fl->nmalloc, 1);
-        if (__builtin_expect(sample_countdown(c, class_to_size[cls]) < 0, 0))
+        if (__builtin_expect(sample_due(c, class_to_size[cls]), 0))
             return malloc_sample(c, p, class_to_size[cls]);
         return p;
     }
@@ -381,32 +389,52 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     errno = saved_errno;
 }
 
-/* The size class of p if p is the start of an object in an in-use
- * small-object span, else 0 (large, free, interior, or not gort's).  Reads
- * the arena's dense pageinfo and the packed class records, never the mspan:
- * the page's class and offset in its span, then the one-multiply
- * divisibility test of struct classinfo.  An address past 48 bits aliases
- * some arena but fails the boundary test. */
-static inline unsigned small_object_class(uintptr_t p)
+/* The class byte of p's page in the arena's dense pageinfo (0 for any page
+ * but a small-object span's, or an address outside the heap) and p's
+ * offset from its span's start: free() classifies a pointer from these and
+ * the packed class records, never touching the mspan.  An address past 48
+ * bits aliases some arena but fails the boundary test. */
+static inline unsigned page_class(uintptr_t p, uintptr_t *off)
 {
     struct heapArena *ha = arena_of_unchecked(p);
-    if (__builtin_expect(ha == NULL, 0))
+    if (__builtin_expect(ha == NULL, 0)) {
+        *off = 0;
         return 0;
+    }
     uint32_t info = arena_pageInfo(ha, p);
-    unsigned cls = info & 0xff;
-    uint32_t off = (uint32_t)(p & _PageMask) + ((info >> 8) << _PageShift);
+    /* (Below 2^29 for a page of a small-object span: the test's range.) */
+    *off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
+    return info & 0xff;
+}
+
+/* Whether offset off in a span of class cls starts one of its objects
+ * (struct classinfo's one-multiply test; never for class 0). */
+static inline bool class_boundary(unsigned cls, uintptr_t off)
+{
     const struct classinfo *ci = &class_info[cls];
-    return off * ci->divtest <= ci->divtest - 1 && off < ci->limit ? cls : 0;
+    return off * ci->divtest < ci->below;
+}
+
+/* The size class of p if p is the start of an object in an in-use
+ * small-object span, else 0 (large, free, interior, or not gort's). */
+static inline unsigned small_object_class(uintptr_t p)
+{
+    uintptr_t off;
+    unsigned cls = page_class(p, &off);
+    return class_boundary(cls, off) ? cls : 0;
 }
 
 void gort_free(void *ptr)
 {
     struct mcache *c = tls_mcache;
-    struct freelist *fl = &c->free[small_object_class((uintptr_t)ptr)];
-    /* Class 0 (large, or not an object), class 1 and a thread's bootstrap
-     * cache have no room: they take the slow path, as does an object that
-     * already carries the key (a second free). */
-    if (__builtin_expect(fl->room != 0 && ((uintptr_t *)ptr)[1] != c->key, 1)) {
+    uintptr_t off;
+    unsigned cls = page_class((uintptr_t)ptr, &off);
+    struct freelist *fl = &c->free[cls];
+    /* Not an object's start, class 1 and a thread's bootstrap cache (no
+     * room) take the slow path, as does an object that already carries the
+     * key (a second free). */
+    if (__builtin_expect(class_boundary(cls, off) && fl->room != 0 &&
+                         ((uintptr_t *)ptr)[1] != c->key, 1)) {
         freelist_push(fl, ptr, c->key);
         mcache_count(&fl->nfree, 1);
         return;

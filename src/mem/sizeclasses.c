@@ -42,10 +42,12 @@ void sizeclasses_init(void)
     for (int k = 1; k < _NumSizeClasses; k++) {
         class_to_divmagic[k] = (uint32_t)(UINT32_MAX / class_to_size[k] + 1);
         class_to_nelems[k] = (uint16_t)(class_to_allocnpages[k] * _PageSize / class_to_size[k]);
+        uint64_t divtest = UINT64_MAX / class_to_size[k] + 1;
+        if (divtest * class_to_size[k] == 0)
+            divtest++;          /* a power of two: e would be 0 */
         class_info[k] = (struct classinfo){
-            .divtest = UINT64_MAX / class_to_size[k] + 1,
-            .limit = (uint32_t)class_to_nelems[k] * class_to_size[k],
-            .size = class_to_size[k],
+            .divtest = divtest,
+            .below = (uint64_t)class_to_nelems[k] * (divtest * class_to_size[k]),
         };
     }
 }

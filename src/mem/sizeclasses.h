@@ -45,16 +45,20 @@ extern uint32_t class_to_divmagic[_NumSizeClasses];
 /* Objects per span of each class (0 for class 0). */
 extern uint16_t class_to_nelems[_NumSizeClasses];
 
-/* What free()'s fast path needs of a class, in one 16-byte record: an
- * offset off inside a span is an object boundary exactly when
- * off * divtest (mod 2^64) <= divtest - 1, with divtest = ceil(2^64 / size)
- * (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019:
- * exact for every 32-bit off), and lies before the span's tail when
- * off < limit = nelems * size.  One multiply, no division. */
+/* What free()'s fast path needs of a class, in one record: an
+ * offset off inside a span (off < 2^29) is the start of one of its objects
+ * exactly when off * divtest (mod 2^64) < below.  With divtest * size =
+ * 2^64 + e (e >= 1: divtest is ceil(2^64 / size), one more for a power of
+ * two), the k-th object's offset k * size maps to k * e, small and growing
+ * with k, while any offset r bytes past a boundary (0 < r < size) maps to
+ * at least divtest, far above (Lemire, Kaser and Kurz, "Faster remainder
+ * by direct computation", 2019, for the divisibility half).  below =
+ * nelems * e then also rejects the span's tail: one multiply and one
+ * compare, no division. */
 struct classinfo {
     uint64_t divtest;
-    uint32_t limit;
-    uint32_t size;
+    uint64_t below;
+    uint64_t pad[2];    /* the size of struct freelist: free() shifts once */
 };
 /* Indexed by a page's class byte (arena pageinfo): entries past the last
  * class are zero, so a page marked PAGEINFO_SAMPLED matches no class. */

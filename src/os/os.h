@@ -12,6 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Defined in a ThreadSanitizer build (GCC or clang). */
+#if defined(__SANITIZE_THREAD__)
+#define GORT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORT_TSAN 1
+#endif
+#endif
+
 /* Reserves n bytes of read-write address space near hint (NULL: anywhere).
  * Pages are committed by the kernel on first touch.  Returns NULL on
  * failure.  The result may differ from hint; callers check. */

@@ -89,13 +89,6 @@ static bool onValgrind;
 
 /* ThreadSanitizer must be told of every stack switch (its fibers), or it
  * takes one goroutine's frames for another's. */
-#if defined(__SANITIZE_THREAD__)
-#define GORT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GORT_TSAN 1
-#endif
-#endif
 #ifdef GORT_TSAN
 void *__tsan_get_current_fiber(void);
 void *__tsan_create_fiber(unsigned flags);
