@@ -347,6 +347,20 @@ static struct mspan *span_of_checked(uintptr_t p, const char *fn)
     throw_bad_pointer(fn, "invalid pointer", p);
 }
 
+/* Pushes ptr, an object of class cls >= 2 that is not listed, on c's list
+ * for its class, making room first if the list is full: it may grow, else
+ * half of it goes back to the spans. */
+static void freelist_pushFull(struct mcache *c, unsigned cls, void *ptr)
+{
+    struct freelist *fl = &c->free[cls];
+    if (fl->room == 0) {
+        mcache_growList(c, cls, FREELIST_FREE_GROWTH);
+        if (fl->room == 0)
+            mcache_flushList(c, cls, fl->max / 2);
+    }
+    freelist_push(fl, ptr, c->key);
+}
+
 __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
 {
     if (!ptr)
@@ -370,13 +384,7 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
         throw_bad_pointer(fn, "double free detected", p);
     count_free(c, cls, 0);
     if (c && cls > 1) {
-        struct freelist *fl = &c->free[cls];
-        if (fl->room == 0) {
-            mcache_growList(c, cls, FREELIST_FREE_GROWTH);
-            if (fl->room == 0)
-                mcache_flushList(c, cls, fl->max / 2);
-        }
-        freelist_push(fl, ptr, c->key);
+        freelist_pushFull(c, cls, ptr);
     } else if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
         if (!span_isAllocated(s, idx))
             throw_bad_pointer(fn, "double free detected", p);
@@ -390,17 +398,12 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
 }
 
 /* The class byte of p's page in the arena's dense pageinfo (0 for any page
- * but a small-object span's, or an address outside the heap) and p's
- * offset from its span's start: free() classifies a pointer from these and
- * the packed class records, never touching the mspan.  An address past 48
- * bits aliases some arena but fails the boundary test. */
-static inline unsigned page_class(uintptr_t p, uintptr_t *off)
+ * but a small-object span's) and p's offset from its span's start, p
+ * being in arena ha: free() classifies a pointer from these and the packed
+ * class records, never touching the mspan.  An address past 48 bits
+ * aliases some arena but fails the boundary test. */
+static inline size_t page_class(const struct heapArena *ha, uintptr_t p, uintptr_t *off)
 {
-    struct heapArena *ha = arena_of_unchecked(p);
-    if (__builtin_expect(ha == NULL, 0)) {
-        *off = 0;
-        return 0;
-    }
     uint32_t info = arena_pageInfo(ha, p);
     /* (Below 2^29 for a page of a small-object span: the test's range.) */
     *off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
@@ -409,7 +412,7 @@ static inline unsigned page_class(uintptr_t p, uintptr_t *off)
 
 /* Whether offset off in a span of class cls starts one of its objects
  * (struct classinfo's one-multiply test; never for class 0). */
-static inline bool class_boundary(unsigned cls, uintptr_t off)
+static inline bool class_boundary(size_t cls, uintptr_t off)
 {
     const struct classinfo *ci = &class_info[cls];
     return off * ci->divtest < ci->below;
@@ -419,22 +422,45 @@ static inline bool class_boundary(unsigned cls, uintptr_t off)
  * small-object span, else 0 (large, free, interior, or not gort's). */
 static inline unsigned small_object_class(uintptr_t p)
 {
+    const struct heapArena *ha = arena_of_unchecked(p);
+    if (__builtin_expect(ha == NULL, 0))
+        return 0;
     uintptr_t off;
-    unsigned cls = page_class(p, &off);
-    return class_boundary(cls, off) ? cls : 0;
+    size_t cls = page_class(ha, p, &off);
+    return class_boundary(cls, off) ? (unsigned)cls : 0;
+}
+
+/* free()'s object went through every check but its list is full (or it
+ * has none): no span lookup, no profiler lookup (an object of a sampled
+ * page fails the class test), just room made on the list. */
+__attribute__((noinline)) static void free_listFull(struct mcache *c, size_t cls, void *ptr)
+{
+    if (c->free[cls].max == 0) {    /* class 1, a bootstrap or exited cache */
+        free_slow(ptr, "free()");
+        return;
+    }
+    int saved_errno = errno;
+    freelist_pushFull(c, cls, ptr);
+    mcache_count(&c->free[cls].nfree, 1);
+    errno = saved_errno;
 }
 
 void gort_free(void *ptr)
 {
     struct mcache *c = tls_mcache;
+    const struct heapArena *ha = arena_of_unchecked((uintptr_t)ptr);
     uintptr_t off;
-    unsigned cls = page_class((uintptr_t)ptr, &off);
-    struct freelist *fl = &c->free[cls];
-    /* Not an object's start, class 1 and a thread's bootstrap cache (no
-     * room) take the slow path, as does an object that already carries the
-     * key (a second free). */
-    if (__builtin_expect(class_boundary(cls, off) && fl->room != 0 &&
-                         ((uintptr_t *)ptr)[1] != c->key, 1)) {
+    size_t cls;
+    /* Not gort's, not an object's start, or an object that already carries
+     * the key (a second free): the slow path, which reports or explains. */
+    if (__builtin_expect(ha != NULL, 1) && (cls = page_class(ha, (uintptr_t)ptr, &off),
+                                            class_boundary(cls, off)) &&
+        __builtin_expect(((uintptr_t *)ptr)[1] != c->key, 1)) {
+        struct freelist *fl = &c->free[cls];
+        if (__builtin_expect(fl->room == 0, 0)) {
+            free_listFull(c, cls, ptr);
+            return;
+        }
         freelist_push(fl, ptr, c->key);
         mcache_count(&fl->nfree, 1);
         return;
