@@ -18,7 +18,7 @@
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
- * 1 MiB or 65536 objects per class and 2 MiB in all, which start at 2
+ * 1 MiB or 65536 objects per class and FREELIST_BUDGET in all, which start at 2
  * objects and grow only as mallocs find them empty (mcache.c).  When the
  * thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
@@ -132,6 +132,12 @@ void gccache_release(struct mcache *c);
 /* Class cls's list ran empty (a malloc) or full (a free): let it grow, to
  * at most limit objects (and the class's cap). */
 void mcache_growList(struct mcache *c, unsigned cls, uint32_t limit);
+
+/* The most a thread's list bounds add up to, in bytes (mcache.c says why
+ * this much). */
+#ifndef FREELIST_BUDGET
+#define FREELIST_BUDGET ((uint64_t)4 << 20)
+#endif
 
 /* How far a list grows from frees alone: enough that a thread which only
  * frees (a consumer) hands objects back in per-span chains, not one CAS per
