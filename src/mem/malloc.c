@@ -433,7 +433,7 @@ static inline unsigned small_object_class(uintptr_t p)
 /* free()'s object went through every check but its list is full (or it
  * has none): no span lookup, no profiler lookup (an object of a sampled
  * page fails the class test), just room made on the list. */
-__attribute__((noinline)) static void free_listFull(struct mcache *c, size_t cls, void *ptr)
+__attribute__((noinline)) static void free_listFull(struct mcache *c, unsigned cls, void *ptr)
 {
     if (c->free[cls].max == 0) {    /* class 1, a bootstrap or exited cache */
         free_slow(ptr, "free()");
@@ -458,7 +458,7 @@ void gort_free(void *ptr)
         __builtin_expect(((uintptr_t *)ptr)[1] != c->key, 1)) {
         struct freelist *fl = &c->free[cls];
         if (__builtin_expect(fl->room == 0, 0)) {
-            free_listFull(c, cls, ptr);
+            free_listFull(c, (unsigned)cls, ptr);
             return;
         }
         freelist_push(fl, ptr, c->key);
