@@ -430,12 +430,16 @@ static inline unsigned small_object_class(uintptr_t p)
     return class_boundary(cls, off) ? (unsigned)cls : 0;
 }
 
-/* free()'s object went through every check but its list is full (or it
- * has none): no span lookup, no profiler lookup (an object of a sampled
- * page fails the class test), just room made on the list. */
+/* free()'s object starts an object of class cls, but its list is full (or
+ * it has none).  Unless it carries the key (a second free), no span lookup
+ * and no profiler lookup (an object of a sampled page fails the class
+ * test): room is made on the list. */
 __attribute__((noinline)) static void free_listFull(struct mcache *c, unsigned cls, void *ptr)
 {
-    if (c->free[cls].max == 0) {    /* class 1, a bootstrap or exited cache */
+    /* Class 1, a bootstrap or exited cache; word 1 is read only now that
+     * the object is known to have one (an 8-byte object's word 1 is its
+     * neighbour's, which another thread may be writing). */
+    if (c->free[cls].max == 0 || ((uintptr_t *)ptr)[1] == c->key) {
         free_slow(ptr, "free()");
         return;
     }
@@ -452,18 +456,20 @@ void gort_free(void *ptr)
     uintptr_t off;
     size_t cls;
     /* Not gort's, not an object's start, or an object that already carries
-     * the key (a second free): the slow path, which reports or explains. */
+     * the key (a second free): the slow path, which reports or explains.
+     * (Room first: class 1 has none, and its objects no word 1.) */
     if (__builtin_expect(ha != NULL, 1) && (cls = page_class(ha, (uintptr_t)ptr, &off),
-                                            class_boundary(cls, off)) &&
-        __builtin_expect(((uintptr_t *)ptr)[1] != c->key, 1)) {
+                                            class_boundary(cls, off))) {
         struct freelist *fl = &c->free[cls];
         if (__builtin_expect(fl->room == 0, 0)) {
             free_listFull(c, (unsigned)cls, ptr);
             return;
         }
-        freelist_push(fl, ptr, c->key);
-        mcache_count(&fl->nfree, 1);
-        return;
+        if (__builtin_expect(((uintptr_t *)ptr)[1] != c->key, 1)) {
+            freelist_push(fl, ptr, c->key);
+            mcache_count(&fl->nfree, 1);
+            return;
+        }
     }
     free_slow(ptr, "free()");
 }
