@@ -133,6 +133,27 @@ static void test_identity(void)
     CHECK(malloc_usable_size(p) == gort_malloc_usable_size(p));
     free(p);
 
+    /* A block shrunk to half its size or more stays where it is, small or
+     * large (a buffer halving as it drains pays no copy); below half it
+     * moves to a smaller class.  The contents survive either way. */
+    {
+        size_t sizes[] = {1024, 64 * KiB};
+        for (int i = 0; i < 2; i++) {
+            size_t n = sizes[i];
+            unsigned char *b = malloc(hide(n));
+            CHECK(b != NULL);
+            for (size_t k = 0; k < n; k++)
+                b[k] = (unsigned char)(k * 7);
+            unsigned char *h = realloc(b, hide(n / 2));
+            CHECKF(h == b, "realloc(%zu -> %zu) moved", n, n / 2);
+            unsigned char *q = realloc(h, hide(n / 8));
+            CHECK(q != NULL && q != h);
+            for (size_t k = 0; k < n / 8; k++)
+                CHECK(q[k] == (unsigned char)(k * 7));
+            free(q);
+        }
+    }
+
     m0 = mallocs_now();
     p = calloc(hide(3), 7);
     CHECK(p != NULL);

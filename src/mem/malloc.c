@@ -534,15 +534,19 @@ void *gort_realloc(void *ptr, size_t size)
     unsigned cls = small_object_class((uintptr_t)ptr);
     if (cls) {
         old = class_to_size[cls];
-        /* Stay when the new size still fits, would not fit a class at most
-         * half as large, and the block is aligned as malloc(size) would be
-         * (a 24-byte object may sit at an 8-aligned address). */
-        if (size <= old && (size > old / 2 || size_to_class(size) == cls) &&
+        /* Stay when the new size still fits, is at least half the block
+         * (a buffer halved in place, as TCMalloc does, wastes no more than
+         * one grown by doubling), and the block is aligned as malloc(size)
+         * would be (a 24-byte object may sit at an 8-aligned address). */
+        if (size <= old && (size >= old / 2 || size_to_class(size) == cls) &&
             (size <= 8 || (uintptr_t)ptr % 16 == 0))
             return ptr;
     } else {
         struct mspan *s = span_of_checked((uintptr_t)ptr, "realloc()");
         old = usable_size(s);
+        /* A large block halved to a small size stays, as a small one does. */
+        if (s->spanclass == 0 && size <= _MaxSmallSize && size >= old / 2)
+            return ptr;
         if (s->spanclass == 0 && size > _MaxSmallSize && size <= maxAlloc) {
             uintptr_t npages = (size + _PageMask) >> _PageShift;
             uintptr_t oldpages = s->npages;
