@@ -1083,19 +1083,23 @@ static void yield_to(int op)
 {
     struct g *gp = getg();
     struct m *mp = gp->m;
-    struct p *pp = mp->p;
-    /* The owner's quick look (thieves only ever empty the queue further;
-     * if one takes the last G meanwhile, leave() goes through g0). */
-    if (op == switchYieldLocal &&
-        __atomic_load_n(&pp->runnext, __ATOMIC_RELAXED) == NULL &&
-        __atomic_load_n(&pp->runqhead, __ATOMIC_RELAXED) == pp->runqtail &&
-        __atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) == 0 &&
-        __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0)
-        return;   /* nothing else to run here */
+    /* The next G first, as a park takes it (gopark_pick); only when there
+     * is none here is it worth asking whether the yield can be skipped:
+     * nothing queued here or globally, no timer due, no G handed to this
+     * M (thieves only ever empty the queue further). */
+    gpick next = nextg_pick(mp);
+    if (next.g == NULL && op == switchYieldLocal && mp->nextg == NULL) {
+        struct p *pp = mp->p;
+        if (__atomic_load_n(&pp->runnext, __ATOMIC_RELAXED) == NULL &&
+            __atomic_load_n(&pp->runqhead, __ATOMIC_RELAXED) == pp->runqtail &&
+            __atomic_load_n(&sched.runqsize, __ATOMIC_RELAXED) == 0 &&
+            __atomic_load_n(&pp->timer0When, __ATOMIC_RELAXED) == 0)
+            return;   /* nothing else to run here */
+    }
     mp->switchg = gp;
     mp->switchop = op;
     casgstatus(gp, _Grunning, _Grunnable);
-    leave(gp);
+    leave_to(gp, next);
     afterswitch();
 }
 
