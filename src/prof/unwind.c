@@ -29,9 +29,10 @@
  *
  * x86-64 only; elsewhere unwind_stack is libgcc's walk.
  */
+#define _GNU_SOURCE     /* dl_iterate_phdr */
 #include "prof/unwind.h"
-#include "os/lock.h"
 
+#include <link.h>
 #include <stddef.h>
 #include <unwind.h>
 
@@ -428,26 +429,46 @@ static uint64_t rule_compute(uintptr_t pc)
 
 /* ---- The cache ----------------------------------------------------------- */
 
-/* Open addressing, entries added once and never changed: a slot's pc goes
- * from 0 to 1 (claimed, being written) to the pc, published after the
- * rule, so a reader that sees the pc sees its rule.  Full, it simply stops
+/* Open addressing, entries added once and never changed: a slot's key goes
+ * from 0 to 1 (claimed, being written) to the key, published after the
+ * rule, so a reader that sees the key sees its rule.  Full, it simply stops
  * caching.  8192 slots (128 KiB, touched only by programs that sample)
  * hold the call sites of large programs. */
 #define RULE_SLOTS 8192
 #define RULE_PROBES 16
 
 static struct {
-    uintptr_t pc;
+    uintptr_t key;      /* the return address and unload generation */
     uint64_t rule;
 } rules[RULE_SLOTS];
 
-static inline uint64_t rule_lookup(uintptr_t pc)
+/* How many shared objects the process has unloaded so far: a return
+ * address's rule is cached under it too, so code loaded where unloaded
+ * code was never inherits its rules (glibc counts, and the first object's
+ * report carries the count; about 12 ns, once a walk). */
+static int count_unloads(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    uint32_t h = (uint32_t)((pc * 0x9e3779b97f4a7c15ull) >> 51);
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+        *(unsigned long long *)arg = info->dlpi_subs;
+    return 1;
+}
+
+static uintptr_t unload_generation(void)
+{
+    unsigned long long subs = 0;
+    dl_iterate_phdr(count_unloads, &subs);
+    return (uintptr_t)subs;
+}
+
+static inline uint64_t rule_lookup(uintptr_t pc, uintptr_t gen)
+{
+    /* Return addresses fit in 48 bits; the generation goes above them. */
+    uintptr_t key = pc ^ (gen << 48);
+    uint32_t h = (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 51);
     for (int i = 0; i < RULE_PROBES; i++) {
         uint32_t k = (h + (uint32_t)i) & (RULE_SLOTS - 1);
-        uintptr_t cur = __atomic_load_n(&rules[k].pc, __ATOMIC_ACQUIRE);
-        if (cur == pc)
+        uintptr_t cur = __atomic_load_n(&rules[k].key, __ATOMIC_ACQUIRE);
+        if (cur == key)
             return __atomic_load_n(&rules[k].rule, __ATOMIC_RELAXED);
         if (cur == 0)
             break;
@@ -456,13 +477,13 @@ static inline uint64_t rule_lookup(uintptr_t pc)
     for (int i = 0; i < RULE_PROBES; i++) {
         uint32_t k = (h + (uint32_t)i) & (RULE_SLOTS - 1);
         uintptr_t cur = 0;
-        if (__atomic_compare_exchange_n(&rules[k].pc, &cur, 1, 0, __ATOMIC_ACQUIRE,
+        if (__atomic_compare_exchange_n(&rules[k].key, &cur, 1, 0, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED)) {
             __atomic_store_n(&rules[k].rule, rule, __ATOMIC_RELAXED);
-            __atomic_store_n(&rules[k].pc, pc, __ATOMIC_RELEASE);
+            __atomic_store_n(&rules[k].key, key, __ATOMIC_RELEASE);
             break;
         }
-        if (cur == pc)
+        if (cur == key)
             break;      /* another thread is adding the same one */
     }
     return rule;
@@ -482,8 +503,9 @@ __attribute__((noinline)) int unwind_stack(uintptr_t *out, int max)
                      : "=r"(pc), "=r"(sp), "=r"(fp));
     int n = 0, skip = 1;        /* the first return address is our caller's */
     uintptr_t lookup = pc;      /* an exact pc here, a return address - 1 after */
+    uintptr_t gen = unload_generation();
     while (n < max) {
-        uint64_t rule = rule_lookup(lookup);
+        uint64_t rule = rule_lookup(lookup, gen);
         if (rule & RULE_FAIL)
             goto libgcc;
         if (rule & RULE_END)
