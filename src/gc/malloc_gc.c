@@ -282,14 +282,15 @@ static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
 {
     struct mspan *s = c->gcalloc[gcc];
     c->gcalloc[gcc] = &emptymspan;
-    /* The bitmap is the truth: in a fork child, a thread that no longer
-     * exists may have stopped between setting a bit and counting it, and a
-     * span placed as partial while full would be taken again for ever. */
+    /* The objects handed out from it are recorded in its bitmap now
+     * (mspan.h), which is then the truth for the count too: in a fork
+     * child, a thread that no longer exists may have stopped between
+     * moving freeindex and counting, and a span placed as partial while
+     * full would be taken again for ever. */
+    span_foldFreeindex(s);
     span_recount(s);
-    /* A slot behind freeindex whose bit is clear was handed out by such a
-     * thread before it set the bit: not free until the next sweep.  With
-     * no free slot at or after freeindex the span is full for allocation,
-     * or it would be taken again for ever. */
+    /* With no free slot at or after freeindex the span is full for
+     * allocation, or it would be taken again for ever. */
     if (s->allocCount < s->nelems && span_nextFreeIndex(s) >= s->nelems)
         span_setAllocCount(s, s->nelems);
     uint64_t unused = (uint64_t)(s->nelems - s->allocCount) * s->elemsize;
@@ -629,9 +630,9 @@ static __attribute__((noinline)) void *alloc_small(size_t size, unsigned cls, bo
     for (;;) {
         gcnosuspend_enter();
         s = c->gcalloc[gcc];
-        p = span_nextFreeFast(s);
+        p = span_nextFreeFastGC(s);
         if (!p && s != &emptymspan && span_nextFreeIndex(s) < s->nelems)
-            p = span_nextFreeFast(s);
+            p = span_nextFreeFastGC(s);
         if (p) {
             finish_small(c, s, p, size, noscan, t, nelem);
             gcnosuspend_exit();
@@ -802,7 +803,7 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
         unsigned gcc = gcclass_of(size_to_class(size), noscan);
         gcnosuspend_enter();
         struct mspan *s = c->gcalloc[gcc];
-        void *p = span_nextFreeFast(s);
+        void *p = span_nextFreeFastGC(s);
         if (__builtin_expect(p != NULL, 1)) {
             /* The common case inline, with no call but tail calls, so that
              * it saves no registers: the map in place already, no mark

@@ -240,7 +240,7 @@ uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
             return 0;
         base = s->startAddr + (uintptr_t)idx * s->elemsize;
     }
-    if (!span_isAllocated(s, idx))
+    if (!span_allocatedGC(s, idx))
         return 0;
     *sp = s;
     *idxp = idx;

@@ -38,7 +38,7 @@ unsigned span_nextFreeIndex(struct mspan *s)
             unsigned found = idx + (unsigned)__builtin_ctzll(free);
             if (found >= n)
                 break;
-            s->freeindex = (uint16_t)found;
+            __atomic_store_n(&s->freeindex, (uint16_t)found, __ATOMIC_RELAXED);
             s->allocCache = free >> (found - idx);
             /* Bits past nelems in the last word must not look free. */
             unsigned left = n - found;
@@ -48,7 +48,7 @@ unsigned span_nextFreeIndex(struct mspan *s)
         }
         idx = (word + 1) << 6;
     }
-    s->freeindex = (uint16_t)n;
+    __atomic_store_n(&s->freeindex, (uint16_t)n, __ATOMIC_RELAXED);
     s->allocCache = 0;
     return n;
 }
@@ -94,6 +94,15 @@ void span_collect(struct mspan *s, uintptr_t w)
         span_setAllocCount(s, s->allocCount - n);
         s->needzero = 1;
     }
+}
+
+void span_foldFreeindex(struct mspan *s)
+{
+    unsigned n = s->freeindex;
+    for (unsigned w = 0; w < n / 64; w++)
+        s->allocBits[w] = ~(uint64_t)0;
+    if (n & 63)
+        s->allocBits[n / 64] |= ((uint64_t)1 << (n & 63)) - 1;
 }
 
 void span_recount(struct mspan *s)

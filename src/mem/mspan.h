@@ -206,4 +206,38 @@ static inline void *span_nextFreeFast(struct mspan *s)
     return NULL;
 }
 
+/* Collected spans (src/gc/) allocate as Go does: the objects a cache hands
+ * out are not recorded in allocBits one by one but implied by freeindex,
+ * since every slot below it is allocated (the search only ever moves
+ * freeindex onto a free slot, and nothing frees into a cached collected
+ * span).  That spares each allocation a read-modify-write of the bitmap.
+ * The bits are folded in when the span leaves its cache
+ * (span_foldFreeindex), before anything else reads allocBits as the whole
+ * truth; until then span_allocatedGC is the test.  freeindex is stored
+ * and read atomically, for the markers that test another cache's span. */
+static inline void *span_nextFreeFastGC(struct mspan *s)
+{
+    uint64_t cache = s->allocCache;
+    if (__builtin_expect(cache != 0, 1)) {
+        unsigned bit = (unsigned)__builtin_ctzll(cache);
+        unsigned idx = s->freeindex + bit;
+        if (__builtin_expect(idx < s->nelems, 1)) {
+            s->allocCache = (cache >> bit) >> 1;
+            __atomic_store_n(&s->freeindex, (uint16_t)(idx + 1), __ATOMIC_RELAXED);
+            span_setAllocCount(s, s->allocCount + 1u);
+            return (void *)(s->startAddr + (uintptr_t)idx * s->elemsize);
+        }
+    }
+    return NULL;
+}
+
+/* Whether object idx of collected span s is allocated. */
+static inline int span_allocatedGC(const struct mspan *s, unsigned idx)
+{
+    return idx < __atomic_load_n(&s->freeindex, __ATOMIC_RELAXED) || span_isAllocated(s, idx);
+}
+
+/* Records in allocBits the objects below freeindex. */
+void span_foldFreeindex(struct mspan *s);
+
 #endif
