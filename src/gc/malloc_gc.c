@@ -519,7 +519,9 @@ static __attribute__((noinline)) void write_ptrbits_slow(struct mspan *s, uintpt
                                                         const gort_type *kind)
 {
     uintptr_t nw = s->elemsize / sizeof(void *);
-    if (kind && s->allocCount == 1) {
+    /* (A cached span's allocCount is what it held when cached, mspan.h: an
+     * empty span's first object is at slot 0.) */
+    if (kind && s->allocCount == 0 && __atomic_load_n(&s->freeindex, __ATOMIC_RELAXED) == 1) {
         if (s->ptrbits)   /* mixed once: the map stays, laid out anew */
             fill_span_ptrbits(s->ptrbits, s, nw, t);
         __atomic_store_n(&s->ptrtype, kind, __ATOMIC_RELEASE);

@@ -210,10 +210,12 @@ static inline void *span_nextFreeFast(struct mspan *s)
  * out are not recorded in allocBits one by one but implied by freeindex,
  * since every slot below it is allocated (the search only ever moves
  * freeindex onto a free slot, and nothing frees into a cached collected
- * span).  That spares each allocation a read-modify-write of the bitmap.
- * The bits are folded in when the span leaves its cache
- * (span_foldFreeindex), before anything else reads allocBits as the whole
- * truth; until then span_allocatedGC is the test.  freeindex is stored
+ * span).  Nor is allocCount kept: it stays what it was when the span was
+ * cached.  That spares each allocation two read-modify-writes of the span.
+ * The bits are folded in and recounted when the span leaves its cache
+ * (span_foldFreeindex, span_recount), before anything else reads allocBits
+ * or allocCount as the whole truth; until then span_allocatedGC is the
+ * test.  freeindex is stored
  * and read atomically, for the markers that test another cache's span. */
 static inline void *span_nextFreeFastGC(struct mspan *s)
 {
@@ -224,7 +226,6 @@ static inline void *span_nextFreeFastGC(struct mspan *s)
         if (__builtin_expect(idx < s->nelems, 1)) {
             s->allocCache = (cache >> bit) >> 1;
             __atomic_store_n(&s->freeindex, (uint16_t)(idx + 1), __ATOMIC_RELAXED);
-            span_setAllocCount(s, s->allocCount + 1u);
             return (void *)(s->startAddr + (uintptr_t)idx * s->elemsize);
         }
     }
