@@ -685,11 +685,14 @@ def run_gnuplot(gnuplot, script, script_path, tag):
     return r.returncode == 0
 
 
-def hotpath(build, timeout=600):
+def hotpath(build, preload, timeout=600):
+    """gort's pair from bench/hotpath.sh, then every allocator's (preload:
+    name -> shared library, None for glibc) in the same dynamic harness."""
     if not shutil.which("valgrind"):
         return None, "valgrind not installed"
+    pairs = ["%s=%s" % (name, lib or "") for name, lib in preload.items()]
     try:
-        r = subprocess.run(["bash", os.path.join(ROOT, "bench", "hotpath.sh"), build], cwd=ROOT,
+        r = subprocess.run(["bash", os.path.join(ROOT, "bench", "hotpath.sh"), build] + pairs, cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as e:
         return None, str(e)
@@ -790,7 +793,9 @@ def write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, interru
         md.append("![peak RSS relative to jemalloc](rss.png)\n\n")
     md.append("## Fast path\n\n")
     if hot[0]:
-        md.append("gort, from `bench/hotpath.sh` (callgrind):\n\n" + "".join("- %s\n" % l for l in hot[0]) + "\n")
+        md.append("From `bench/hotpath.sh` (callgrind): gort linked in, then every allocator "
+                  "under `LD_PRELOAD` running the same loop:\n\n" +
+                  "".join("- %s\n" % l for l in hot[0]) + "\n")
     else:
         md.append("not measured: %s\n\n" % hot[1])
     md.append("## Workloads\n\n| # | workload | what runs |\n|---|---|---|\n")
@@ -947,7 +952,7 @@ def main():
 
     hot = (None, "skipped (--no-hotpath)")
     if not args.no_hotpath and not interrupted:
-        hot = hotpath(build)
+        hot = hotpath(build, {a: preload[a] for a in ALLOCATORS if avail.get(a)})
         if hot[0] is None:
             log("bench: hot path: %s" % hot[1])
 
@@ -972,7 +977,7 @@ def main():
     print("== Peak RSS: median, (ratio to jemalloc) ==")
     print(rtab)
     if hot[0]:
-        print("== gort fast path (bench/hotpath.sh, callgrind) ==")
+        print("== fast path (bench/hotpath.sh, callgrind) ==")
         print("\n".join("  " + l for l in hot[0]))
     else:
         print("== gort fast path: %s ==" % hot[1])
