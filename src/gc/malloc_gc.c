@@ -282,11 +282,8 @@ static void uncache_span(struct mcache *c, unsigned gcc, uint32_t sg)
 {
     struct mspan *s = c->gcalloc[gcc];
     c->gcalloc[gcc] = &emptymspan;
-    /* The objects handed out from it are recorded in its bitmap now
-     * (mspan.h), which is then the truth for the count too: in a fork
-     * child, a thread that no longer exists may have stopped between
-     * moving freeindex and counting, and a span placed as partial while
-     * full would be taken again for ever. */
+    /* The objects handed out from it go into its bitmap now, and its
+     * count, not kept while cached, is taken from the bitmap (mspan.h). */
     span_foldFreeindex(s);
     span_recount(s);
     /* With no free slot at or after freeindex the span is full for
