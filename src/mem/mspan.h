@@ -28,6 +28,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdbool.h>
 
 #include "mem/sizeclasses.h"
 
@@ -188,36 +189,20 @@ static inline unsigned span_allocCount(const struct mspan *s)
 
 /* nextFreeFast: the allocation fast path, Go's name and shape.  Returns the
  * object, or NULL when allocCache is spent and span_nextFreeIndex must
- * search the bitmap. */
-static inline void *span_nextFreeFast(struct mspan *s)
-{
-    uint64_t cache = s->allocCache;
-    if (__builtin_expect(cache != 0, 1)) {
-        unsigned bit = (unsigned)__builtin_ctzll(cache);
-        unsigned idx = s->freeindex + bit;
-        if (__builtin_expect(idx < s->nelems, 1)) {
-            s->allocCache = (cache >> bit) >> 1;
-            s->freeindex = (uint16_t)(idx + 1);
-            s->allocBits[idx >> 6] |= (uint64_t)1 << (idx & 63);
-            span_setAllocCount(s, s->allocCount + 1u);
-            return (void *)(s->startAddr + (uintptr_t)idx * s->elemsize);
-        }
-    }
-    return NULL;
-}
-
-/* Collected spans (src/gc/) allocate as Go does: the objects a cache hands
- * out are not recorded in allocBits one by one but implied by freeindex,
- * since every slot below it is allocated (the search only ever moves
- * freeindex onto a free slot, and nothing frees into a cached collected
- * span).  Nor is allocCount kept: it stays what it was when the span was
- * cached.  That spares each allocation two read-modify-writes of the span.
- * The bits are folded in and recounted when the span leaves its cache
- * (span_foldFreeindex, span_recount), before anything else reads allocBits
- * or allocCount as the whole truth; until then span_allocatedGC is the
- * test.  freeindex is stored
- * and read atomically, for the markers that test another cache's span. */
-static inline void *span_nextFreeFastGC(struct mspan *s)
+ * search the bitmap.  recorded: the object is also set in allocBits and
+ * counted, as malloc's spans need (their frees clear bits one by one).
+ *
+ * Collected spans (src/gc/) allocate as Go does, unrecorded: the objects a
+ * cache hands out are implied by freeindex, since every slot below it is
+ * allocated (the search only ever moves freeindex onto a free slot, and
+ * nothing frees into a cached collected span), and allocCount stays what
+ * it was when the span was cached.  That spares each allocation two
+ * read-modify-writes of the span.  The bits are folded in and recounted
+ * when the span leaves its cache (span_foldFreeindex, span_recount),
+ * before anything else reads allocBits or allocCount as the whole truth;
+ * until then span_allocatedGC is the test.  freeindex is stored and read
+ * atomically, for the markers that test another cache's span. */
+static inline __attribute__((always_inline)) void *span_takeNext(struct mspan *s, bool recorded)
 {
     uint64_t cache = s->allocCache;
     if (__builtin_expect(cache != 0, 1)) {
@@ -226,10 +211,24 @@ static inline void *span_nextFreeFastGC(struct mspan *s)
         if (__builtin_expect(idx < s->nelems, 1)) {
             s->allocCache = (cache >> bit) >> 1;
             __atomic_store_n(&s->freeindex, (uint16_t)(idx + 1), __ATOMIC_RELAXED);
+            if (recorded) {
+                s->allocBits[idx >> 6] |= (uint64_t)1 << (idx & 63);
+                span_setAllocCount(s, s->allocCount + 1u);
+            }
             return (void *)(s->startAddr + (uintptr_t)idx * s->elemsize);
         }
     }
     return NULL;
+}
+
+static inline void *span_nextFreeFast(struct mspan *s)
+{
+    return span_takeNext(s, true);
+}
+
+static inline void *span_nextFreeFastGC(struct mspan *s)
+{
+    return span_takeNext(s, false);
 }
 
 /* Whether object idx of collected span s is allocated. */
