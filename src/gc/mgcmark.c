@@ -211,11 +211,13 @@ static void gcw_balance(struct gcw *w)
 
 /* ---- Greying and scanning ---------------------------------------------- */
 
-static void greyobject(struct gcw *w, uintptr_t p);
 /* The item each worker is scanning, for gccheckmark's report. */
 static __thread struct workitem scanning;
 
-uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
+/* The object p points into, if it is an allocated collected object:
+ * its start, its span and slot.  Inlined into the mark's inner loop. */
+static inline __attribute__((always_inline)) uintptr_t find_object(uintptr_t p, struct mspan **sp,
+                                                                  unsigned *idxp)
 {
     struct heapArena *ha = arena_of(p);
     if (!ha)
@@ -247,6 +249,11 @@ uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
     return base;
 }
 
+uintptr_t gc_find_object(uintptr_t p, struct mspan **sp, unsigned *idxp)
+{
+    return find_object(p, sp, idxp);
+}
+
 static uint64_t *checkbits_of(struct mspan *s);
 
 /* The leak checker's mark also follows malloc'd blocks, scanned whole. */
@@ -264,65 +271,115 @@ static __attribute__((noinline)) void grey_malloc_block(struct gcw *w, uintptr_t
     gcw_put(w, base, size);
 }
 
-static void greyobject(struct gcw *w, uintptr_t p)
+/* A work item for a small object whose span is known: (base | ITEM_SMALL,
+ * span), so that scanning it need not look the span up again.  Objects
+ * and root ranges are 8-byte aligned, oblets are tagged with bit 0. */
+#define ITEM_SMALL 2
+
+/* Marks the object greyobject found, into mark bits (or, for gccheckmark,
+ * the check bits), and queues it if it holds pointers. */
+static inline __attribute__((always_inline)) void mark_found(struct gcw *w, struct mspan *s,
+                                                            unsigned idx, uintptr_t base,
+                                                            uint64_t *word)
+{
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)
+        return;
+    if (__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit)
+        return;
+    if (s->sizeclass) {
+        w->bytesMarked += s->elemsize;
+        if (s->gc == GCSPAN_SCAN)
+            gcw_put(w, base | ITEM_SMALL, (uintptr_t)s);
+    } else {
+        w->bytesMarked += s->npages << _PageShift;
+        if (s->gc == GCSPAN_SCAN)
+            gcw_put(w, base, 0);
+    }
+}
+
+/* gccheckmark's pass: every object it reaches must have been marked. */
+static __attribute__((noinline)) void greyobject_check(struct gcw *w, struct mspan *s, unsigned idx,
+                                                       uintptr_t base)
+{
+    if (!gc_isMarked(s, idx)) {
+        printbuf b = {.len = 0};
+        pb_str(&b, "gort: fatal error: gccheckmark: object ");
+        pb_hex(&b, base);
+        pb_str(&b, " (");
+        pb_u64(&b, s->sizeclass ? s->elemsize : s->largeSize);
+        pb_str(&b, " bytes) is reachable but was not marked; found scanning ");
+        uintptr_t from = scanning.p & ~(uintptr_t)(ITEM_SMALL | 1);
+        struct mspan *fs = span_of(from);
+        pb_str(&b, fs && fs->gc ? "the object at " : "the root range at ");
+        pb_hex(&b, from);
+        pb_str(&b, "\n");
+        pb_flush(&b);
+        abort();
+    }
+    mark_found(w, s, idx, base, &checkbits_of(s)[idx >> 6]);
+}
+
+static inline __attribute__((always_inline)) void greyobject(struct gcw *w, uintptr_t p)
 {
     struct mspan *s;
     unsigned idx;
-    uintptr_t base = gc_find_object(p, &s, &idx);
+    uintptr_t base = find_object(p, &s, &idx);
     if (!base) {
         if (__builtin_expect(work.leak, 0))
             grey_malloc_block(w, p);
         return;
     }
-    uint64_t bit = (uint64_t)1 << (idx & 63);
-    uint64_t *word;
     if (__builtin_expect(work.checkmark, 0)) {
-        if (!gc_isMarked(s, idx)) {
-            printbuf b = {.len = 0};
-            pb_str(&b, "gort: fatal error: gccheckmark: object ");
-            pb_hex(&b, base);
-            pb_str(&b, " (");
-            pb_u64(&b, s->sizeclass ? s->elemsize : s->largeSize);
-            pb_str(&b, " bytes) is reachable but was not marked; found scanning ");
-            uintptr_t from = scanning.p & ~(uintptr_t)1;
-            struct mspan *fs = span_of(from);
-            pb_str(&b, fs && fs->gc ? "the object at " : "the root range at ");
-            pb_hex(&b, from);
-            pb_str(&b, "\n");
-            pb_flush(&b);
-            abort();
-        }
-        word = &checkbits_of(s)[idx >> 6];
-    } else {
-        word = &s->gcmarkBits[idx >> 6];
+        greyobject_check(w, s, idx, base);
+        return;
     }
-    if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)
-        return;
-    if (__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit)
-        return;
-    w->bytesMarked += s->sizeclass ? s->elemsize : (s->npages << _PageShift);
-    if (s->gc == GCSPAN_SCAN)
-        gcw_put(w, base, 0);
+    mark_found(w, s, idx, base, &s->gcmarkBits[idx >> 6]);
 }
 
-static inline void scan_word(struct gcw *w, uintptr_t v)
+/* The heap's address range, read once per object or range scanned: a
+ * word outside it is no pointer to a collected object. */
+struct heaprange {
+    uintptr_t lo, len;
+};
+
+static inline struct heaprange heaprange_now(void)
 {
-    if (v - work.heapMin < work.heapMax - work.heapMin)
+    return (struct heaprange){work.heapMin, work.heapMax - work.heapMin};
+}
+
+static inline __attribute__((always_inline)) void scan_word(struct gcw *w, struct heaprange h,
+                                                           uintptr_t v)
+{
+    if (v - h.lo < h.len)
         greyobject(w, v);
 }
 
 /* Conservative: every aligned word in [p, p + n). */
 static void scanblock(struct gcw *w, uintptr_t p, uintptr_t n)
 {
+    struct heaprange h = heaprange_now();
     uintptr_t a = (p + 7) & ~(uintptr_t)7, end = p + n;
     for (; a + 8 <= end; a += 8)
-        scan_word(w, *(const uintptr_t *)a);
+        scan_word(w, h, *(const uintptr_t *)a);
     w->scanned += n;
+}
+
+/* The words of a bitmap's chunk (bit k: word[k]) that point into the heap. */
+static inline __attribute__((always_inline)) void scan_masked(struct gcw *w, struct heaprange h,
+                                                             const uintptr_t *word, uint64_t chunk)
+{
+    while (chunk) {
+        unsigned k = (unsigned)__builtin_ctzll(chunk);
+        chunk &= chunk - 1;
+        scan_word(w, h, word[k]);
+    }
 }
 
 /* An object of type t in a slot of nw words: the words t's mask names. */
 static void scan_typed(struct gcw *w, const uintptr_t *word, const gort_type *t, uintptr_t nw)
 {
+    struct heaprange h = heaprange_now();
     uintptr_t tw = t->size / sizeof(void *);
     if (tw > nw)
         tw = nw;
@@ -332,11 +389,7 @@ static void scan_typed(struct gcw *w, const uintptr_t *word, const gort_type *t,
         uint64_t chunk = t->ptrmask[j >> 6];
         if (tw - j < 64)
             chunk &= ((uint64_t)1 << (tw - j)) - 1;
-        while (chunk) {
-            unsigned k = (unsigned)__builtin_ctzll(chunk);
-            chunk &= chunk - 1;
-            scan_word(w, word[j + k]);
-        }
+        scan_masked(w, h, word + j, chunk);
     }
 }
 
@@ -348,46 +401,25 @@ static void scan_large_piece(struct gcw *w, struct mspan *s, uintptr_t a, uintpt
         scanblock(w, a, n);
         return;
     }
+    struct heaprange h = heaprange_now();
     uintptr_t tw = t->size / sizeof(void *);
     uintptr_t k = (a - s->startAddr) / sizeof(void *) % tw;
     const uintptr_t *word = (const uintptr_t *)a;
     for (uintptr_t i = 0; i < n / sizeof(void *); i++) {
         if ((t->ptrmask[k >> 6] >> (k & 63)) & 1)
-            scan_word(w, word[i]);
+            scan_word(w, h, word[i]);
         if (++k == tw)
             k = 0;
     }
     w->scanned += n;
 }
 
-static void scanobject(struct gcw *w, uintptr_t p)
+/* A small object of span s with the span's per-word map. */
+static void scan_mapped(struct gcw *w, uintptr_t p, struct mspan *s, const uint64_t *bits)
 {
-    struct mspan *s = span_of(p);
-    if (s->sizeclass == 0) {
-        uintptr_t size = s->largeSize;
-        if (size > OBLET_BYTES) {
-            for (uintptr_t off = 0; off < size; off += OBLET_BYTES)
-                gcw_put(w, (p + off) | 1, size - off < OBLET_BYTES ? size - off : OBLET_BYTES);
-            return;
-        }
-        scan_large_piece(w, s, p, size);
-        return;
-    }
-    /* Small: the kind every object of the span has, or (read second: a
-     * span gets its map before it stops naming one kind) its map. */
+    struct heaprange h = heaprange_now();
     uintptr_t nw = s->elemsize / sizeof(void *);
     const uintptr_t *word = (const uintptr_t *)p;
-    const gort_type *kind = __atomic_load_n(&s->ptrtype, __ATOMIC_ACQUIRE);
-    const uint64_t *bits = __atomic_load_n(&s->ptrbits, __ATOMIC_ACQUIRE);
-    if (!bits) {
-        if (kind == &gc_ptrtype_all) {
-            scanblock(w, p, s->elemsize);
-            return;
-        }
-        scan_typed(w, word, kind, nw);
-        w->scanned += s->elemsize;
-        return;
-    }
     uintptr_t w0 = (p - s->startAddr) / sizeof(void *);
     for (uintptr_t i = 0; i < nw;) {
         uintptr_t b = w0 + i;
@@ -397,21 +429,62 @@ static void scanobject(struct gcw *w, uintptr_t p)
             avail = nw - i;
         if (avail < 64)
             chunk &= ((uint64_t)1 << avail) - 1;
-        while (chunk) {
-            unsigned j = (unsigned)__builtin_ctzll(chunk);
-            chunk &= chunk - 1;
-            scan_word(w, word[i + j]);
-        }
+        scan_masked(w, h, word + i, chunk);
         i += avail;
+    }
+}
+
+/* A small object p of span s.  The common case inline: every object of
+ * the span has one type of at most 64 words, whose mask's first word is
+ * the whole map. */
+static inline __attribute__((always_inline)) void scan_small(struct gcw *w, uintptr_t p,
+                                                            struct mspan *s)
+{
+    /* The kind every object of the span has, or (read second: a span gets
+     * its map before it stops naming one kind) its map. */
+    const gort_type *kind = __atomic_load_n(&s->ptrtype, __ATOMIC_ACQUIRE);
+    const uint64_t *bits = __atomic_load_n(&s->ptrbits, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(!bits && kind != &gc_ptrtype_all && kind->size <= 64 * sizeof(void *), 1)) {
+        uintptr_t tw = kind->size / sizeof(void *);
+        uint64_t chunk = kind->ptrmask ? kind->ptrmask[0] : 0;
+        if (tw < 64)
+            chunk &= ((uint64_t)1 << tw) - 1;
+        scan_masked(w, heaprange_now(), (const uintptr_t *)p, chunk);
+    } else if (kind == &gc_ptrtype_all) {
+        scanblock(w, p, s->elemsize);   /* (counts its own scan work) */
+        return;
+    } else if (bits) {
+        scan_mapped(w, p, s, bits);
+    } else {
+        scan_typed(w, (const uintptr_t *)p, kind, s->elemsize / sizeof(void *));
     }
     w->scanned += s->elemsize;
 }
 
-static void scanitem(struct gcw *w, struct workitem it)
+/* An object queued without its span: a large one is split into oblets. */
+static void scanobject(struct gcw *w, uintptr_t p)
+{
+    struct mspan *s = span_of(p);
+    if (s->sizeclass != 0) {
+        scan_small(w, p, s);
+        return;
+    }
+    uintptr_t size = s->largeSize;
+    if (size > OBLET_BYTES) {
+        for (uintptr_t off = 0; off < size; off += OBLET_BYTES)
+            gcw_put(w, (p + off) | 1, size - off < OBLET_BYTES ? size - off : OBLET_BYTES);
+        return;
+    }
+    scan_large_piece(w, s, p, size);
+}
+
+static inline __attribute__((always_inline)) void scanitem(struct gcw *w, struct workitem it)
 {
     if (__builtin_expect(work.checkmark, 0))
         scanning = it;   /* (only gccheckmark's report reads it) */
-    if (it.n == 0)
+    if (__builtin_expect(it.p & ITEM_SMALL, 1))
+        scan_small(w, it.p & ~(uintptr_t)ITEM_SMALL, (struct mspan *)it.n);
+    else if (it.n == 0)
         scanobject(w, it.p);
     else if (it.p & 1)
         scan_large_piece(w, span_of(it.p & ~(uintptr_t)1), it.p & ~(uintptr_t)1, it.n);
@@ -1121,7 +1194,7 @@ static uint64_t assist_slice(void)
         /* A long range or oblet is cut, the rest put back: a stop waits
          * for the item in hand (a 32 KiB root range of pointers took
          * 100–250 µs, and held mark termination's stop up that long). */
-        if (it.n > ASSIST_ITEM) {
+        if (it.n > ASSIST_ITEM && !(it.p & ITEM_SMALL)) {
             gcw_put(&w, it.p + ASSIST_ITEM, it.n - ASSIST_ITEM);
             it.n = ASSIST_ITEM;
         }
@@ -1195,8 +1268,9 @@ void gc_shade(const uintptr_t *ptrs, size_t n)
     if (n == 0)
         return;
     struct gcw w = {.buf = getempty()};
+    struct heaprange h = heaprange_now();
     for (size_t i = 0; i < n; i++)
-        scan_word(&w, ptrs[i]);
+        scan_word(&w, h, ptrs[i]);
     if (w.buf->n)
         putfull(w.buf);
     else
