@@ -432,7 +432,8 @@ GORT_API int64_t gort_memprofile_rate(void);
  *
  * Pacing is Go's: a cycle starts when the heap has grown GOGC percent
  * (default 100) over the live heap plus stacks and globals (at least
- * 4 MiB); GOGC=off disables it; GOMEMLIMIT=N[KiB|MiB|GiB] is a soft limit
+ * 4 MiB), where a mark that counted more live only by what was allocated
+ * during it yields to the mark before; GOGC=off disables it; GOMEMLIMIT=N[KiB|MiB|GiB] is a soft limit
  * that brings cycles forward.  GODEBUG=gctrace=1 prints Go's line per
  * cycle on stderr; GODEBUG=gccheckmark=1 re-marks each heap and aborts on
  * an object the first mark missed.

@@ -946,6 +946,28 @@ static node *pacer_check_peak(int nlive, int rounds)
     return live;
 }
 
+/* The goal's live figure (goal_live in mgc.c) may lag a step up of the
+ * live heap by one cycle, never more, and the goal always leaves at least
+ * half the usual runway over what is marked. */
+static void pacer_check_growth(node *live, int nlive)
+{
+    node *more = make_list(4 * nlive, 1);
+    for (int i = 0; i < 2; i++) {
+        collect();
+        stats();
+        uint64_t marked = ms.gc_heap_marked;
+        CHECKF(ms.next_gc >= marked + marked / 2, "cycle %d: goal %lu, marked %lu", i,
+               (unsigned long)ms.next_gc, (unsigned long)marked);
+    }
+    /* Two cycles over the same live heap: the goal doubles it. */
+    uint64_t marked = ms.gc_heap_marked;
+    CHECKF(ms.next_gc >= 2 * marked - marked / 32, "goal %lu after two marks of %lu",
+           (unsigned long)ms.next_gc, (unsigned long)marked);
+    check_list(more, 4 * nlive);
+    check_list(live, nlive);
+    gort_keepalive(more);
+}
+
 /* No thread of the process runs at idle priority: a cycle waits for every
  * span a sweeper has claimed, and a thread the OS starves while it holds
  * one held cycles (and allocation) up for over a second on a busy machine. */
@@ -969,6 +991,7 @@ static void check_no_idle_threads(void)
 static int mode_pacer(void)
 {
     node *live = pacer_check_peak(60000, 200);
+    pacer_check_growth(live, 60000);
     check_no_idle_threads();
 
     /* GOGC off: no cycle until asked. */

@@ -23,10 +23,11 @@
  * The pacer is Go's: after a cycle that found `live` bytes reachable, the
  * next starts when collected objects reach
  *     goal = live + (live + stacks + globals) * GOGC / 100
- * (at least 4 MiB * GOGC/100).  GOMEMLIMIT lowers the goal so that all
- * memory gort holds stays under it, but never below live + live/16 +
- * 256 KiB, so a heap that does not fit cannot make collection take all the
- * CPU.
+ * (at least 4 MiB * GOGC/100), except that `live` discounts a one-off
+ * spike of objects allocated black during the mark (goal_live).
+ * GOMEMLIMIT lowers the goal so that all memory gort holds stays under it,
+ * but never below marked + marked/16 + 256 KiB, so a heap that does not fit
+ * cannot make collection take all the CPU.
  */
 #include "gc/mgc.h"
 #include "gc/stw.h"
@@ -115,7 +116,7 @@ static void bad_env(const char *name, const char *value)
     pb_flush(&b);
 }
 
-static void set_goal(uint64_t live);
+static void set_goal(void);
 
 /* fork: no lock of the collector's may be held by a thread that the
  * child will not have; the child then has no helpers, no sweeper and no
@@ -199,7 +200,7 @@ void gc_params_init(void)
     }
     gcConcurrent = debug.gcconcurrent == 1;
     gcModeChosen = debug.gcconcurrent >= 0;
-    set_goal(0);
+    set_goal();
 }
 
 /* Memory gort holds in use: the heap's pages in spans, and stacks. */
@@ -217,23 +218,32 @@ static uint64_t memory_besides_collected(void)
     return all > gc ? all - gc : 0;
 }
 
-static void set_goal(uint64_t live)
+/* The goal and the trigger, from goalLive (GOGC's part) and heapMarked
+ * (what the heap holds now). */
+static void set_goal(void)
 {
+    uint64_t live = gcheap.goalLive, marked = gcheap.heapMarked;
     uint64_t goal = UINT64_MAX;
     if (gcheap.gcpercent >= 0) {
         uint64_t pct = (uint64_t)gcheap.gcpercent;
         uint64_t scan = live + gcheap.stacksScan + gcheap.globalsScan;
         goal = live + scan * pct / 100;
+        /* At least half the usual runway over what is marked now, so that
+         * a goal set from a smaller live figure never starts the next
+         * cycle at once. */
+        uint64_t least = marked + marked * pct / 200;
+        if (goal < least)
+            goal = least;
         uint64_t min = heapMinimum * pct / 100;
         if (goal < min)
             goal = min;
     }
     if (gcheap.memoryLimit != INT64_MAX) {
         uint64_t other = memory_in_use();
-        other = other > live ? other - live : 0;
+        other = other > marked ? other - marked : 0;
         uint64_t lim = (uint64_t)gcheap.memoryLimit;
         uint64_t byLimit = lim > other ? lim - other : 0;
-        uint64_t floor = live + live / 16 + (256 << 10);
+        uint64_t floor = marked + marked / 16 + (256 << 10);
         if (byLimit < floor)
             byLimit = floor;
         if (byLimit < goal)
@@ -243,8 +253,8 @@ static void set_goal(uint64_t live)
     /* A concurrent mark needs runway: start it 70 % of the way to the
      * goal, so that it finishes before the heap gets there. */
     uint64_t trigger = goal;
-    if (gcConcurrent && goal != UINT64_MAX)
-        trigger = live + (goal - live) / 10 * 7;
+    if (gcConcurrent && goal != UINT64_MAX && goal > marked)
+        trigger = marked + (goal - marked) / 10 * 7;
     __atomic_store_n(&gcheap.trigger, trigger, __ATOMIC_RELEASE);
 }
 
@@ -254,7 +264,7 @@ GORT_API int gort_set_gc_percent(int percent)
     gort_lock(&gcLock);
     int old = gcheap.gcpercent;
     gcheap.gcpercent = percent < 0 ? -1 : percent;
-    set_goal(gcheap.heapMarked);
+    set_goal();
     gort_unlock(&gcLock);
     gc_maybe_start();
     return old;
@@ -271,7 +281,7 @@ bool gc_set_mode(bool concurrent, bool explicit_)
     if (explicit_ || !gcModeChosen) {
         __atomic_store_n(&gcModeChosen, true, __ATOMIC_RELAXED);
         __atomic_store_n(&gcConcurrent, concurrent, __ATOMIC_RELEASE);
-        set_goal(gcheap.heapMarked);
+        set_goal();
     }
     gort_unlock(&gcLock);
     return old;
@@ -289,7 +299,7 @@ GORT_API int64_t gort_set_memory_limit(int64_t bytes)
     int64_t old = gcheap.memoryLimit;
     if (bytes >= 0) {
         gcheap.memoryLimit = bytes;
-        set_goal(gcheap.heapMarked);
+        set_goal();
     }
     gort_unlock(&gcLock);
     if (bytes >= 0)
@@ -417,18 +427,37 @@ static void unlock_world(void)
     gort_unlock(&rootsLock);
 }
 
+/* The live heap the next goal is set from.  Go's is the heap this mark
+ * marked, which includes everything the program allocated (black) during
+ * the mark: when that was a structure the program dropped soon after
+ * (GCBench builds and drops trees, and a mark of a few milliseconds takes
+ * in one or two), the goal doubles garbage, and the heap's peak follows
+ * the goal.  So the figure is the smaller of this mark and the last, since
+ * such a spike rarely comes twice running while lasting growth shows in
+ * both (a step up is followed one cycle late), but never less than what
+ * this mark reached by scanning, without the black bytes. */
+static uint64_t goal_live(uint64_t marked, uint64_t black)
+{
+    uint64_t prev = gcheap.heapMarked;
+    uint64_t live = prev != 0 && prev < marked ? prev : marked;
+    uint64_t found = marked > black ? marked - black : 0;
+    return live > found ? live : found;
+}
+
 /* Mark termination, world stopped: finalizers and weak handles, every
- * cache emptied, every span made unswept, the next goal. */
-static void mark_termination(uint64_t marked)
+ * cache emptied, every span made unswept, the next goal.  black: the bytes
+ * allocated black during a concurrent mark (counted in marked). */
+static void mark_termination(uint64_t marked, uint64_t black)
 {
     specials_process();
     marked += gc_mark_extra();
     gcflush_caches();
     sweep_before_bump();
     __atomic_store_n(&gcheap.sweepgen, gcheap.sweepgen + 2, __ATOMIC_RELEASE);
+    gcheap.goalLive = goal_live(marked, black);
     gcheap.heapMarked = marked;
     __atomic_store_n(&gcheap.heapLive, marked, __ATOMIC_RELAXED);
-    set_goal(marked);
+    set_goal();
 }
 
 /* Statistics, then what runs with the world going again. */
@@ -470,7 +499,7 @@ static __attribute__((noinline)) void stopped_phase(int nworkers, uint64_t *tSto
     *tStop = os_nanotime();
     uint64_t marked = gc_mark(nworkers, debug.gccheckmark != 0);
     *tMark = os_nanotime();
-    mark_termination(marked);
+    mark_termination(marked, 0);
     stw_start();
 }
 
@@ -567,7 +596,7 @@ static void collect_concurrent(bool forced)
         c->gcblack = 0;
     }
     __atomic_store_n(&gcphase, _GCoff, __ATOMIC_RELEASE);
-    mark_termination(marked + black);
+    mark_termination(marked + black, black);
     stw_start();
     uint64_t t4 = os_nanotime();
     unlock_world();

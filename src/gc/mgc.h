@@ -71,6 +71,7 @@ struct gcheap {
     uint64_t heapLive;           /* atomic */
     uint64_t pagesInUse;         /* atomic: pages of collected spans, small and large */
     uint64_t heapMarked;
+    uint64_t goalLive;           /* the live heap the goal is set from (mgc.c) */
     uint64_t trigger;            /* atomic: start a cycle at this heapLive */
     uint64_t goal;
     int32_t gcpercent;           /* GOGC; < 0: off */
