@@ -6,6 +6,8 @@
  * small and large, through both sets of names, starts a thread that
  * allocates, then _exit(0)s.  A child that deadlocks (a lock held by a thread
  * that does not exist in the child) is caught by a 10 s alarm in the parent.
+ * The heap profiler samples often meanwhile (GODEBUG=memprofilerate=4096),
+ * and two busy threads make the hammers get preempted mid-call.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,7 +30,7 @@
 #define KiB ((size_t)1024)
 #define MiB ((size_t)1024 * 1024)
 
-enum { NHAMMER = 4, NFORK = 20, HSLOTS = 256 };
+enum { NHAMMER = 4, NSPIN = 2, NFORK = 20, HSLOTS = 256 };
 
 static atomic_int stop;
 static atomic_long hammer_ops;
@@ -88,6 +90,16 @@ static void *hammer(void *arg)
     for (int i = 0; i < HSLOTS; i++)
         gort_free(b[i].p);
     atomic_fetch_add(&hammer_ops, ops);
+    return NULL;
+}
+
+/* Busy threads, so that the hammers are preempted now and then in the
+ * middle of a call (a stack walk among them) when the fork comes. */
+static void *spinner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        ;
     return NULL;
 }
 
@@ -192,8 +204,19 @@ static void on_alarm(int sig)
     (void)sig;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    /* Heap-profile samples every few allocations, so that a fork often
+     * lands while another thread walks its stack: a walk may hold the
+     * loader's lock, which the child must not inherit held (unwind.c).
+     * GODEBUG is read at start-up, hence the exec. */
+    if (!getenv("GODEBUG")) {
+        setenv("GODEBUG", "memprofilerate=4096", 1);
+        execv("/proc/self/exe", argv);
+        perror("test_fork: execv");
+        return 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_alarm;
@@ -201,9 +224,11 @@ int main(void)
     sa.sa_flags = 0; /* no SA_RESTART: waitpid returns EINTR */
     CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
 
-    pthread_t th[NHAMMER];
+    pthread_t th[NHAMMER], sp[NSPIN];
     for (uintptr_t i = 0; i < NHAMMER; i++)
         CHECK(pthread_create(&th[i], NULL, hammer, (void *)i) == 0);
+    for (int i = 0; i < NSPIN; i++)
+        CHECK(pthread_create(&sp[i], NULL, spinner, NULL) == 0);
 
     int failed = 0;
     for (int round = 0; round < NFORK; round++) {
@@ -249,6 +274,8 @@ int main(void)
     }
 
     atomic_store(&stop, 1);
+    for (int i = 0; i < NSPIN; i++)
+        CHECK(pthread_join(sp[i], NULL) == 0);
     for (int i = 0; i < NHAMMER; i++)
         CHECK(pthread_join(th[i], NULL) == 0);
     CHECKF(failed == 0, "%d of %d children failed", failed, NFORK);

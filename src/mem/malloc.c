@@ -63,6 +63,7 @@
 #include "mem/malloc.h"
 #include "gc/mgc.h"
 #include "prof/mprof.h"
+#include "prof/unwind.h"
 #include "mem/arena.h"
 #include "mem/mcache.h"
 #include "mem/mcentral.h"
@@ -85,8 +86,14 @@
 
 static uint32_t init_state;   /* 0 none, 1 in progress, 2 done */
 
+/* The heap profiler's walks first (one under way may be inside the
+ * loader's lock, which fork does not take: unwind.h), then its locks, then
+ * the heap's.  The child makes the profiler's anew before anything else:
+ * mcache_after_fork_child allocates, and that allocation may be sampled. */
 static void atfork_prepare(void)
 {
+    unwind_fork_prepare();
+    mprof_fork_prepare();
     mcache_lock_all();
     mcentral_lock_all();
     mheap_lock_all();
@@ -97,10 +104,14 @@ static void atfork_parent(void)
     mheap_unlock_all();
     mcentral_unlock_all();
     mcache_unlock_all();
+    mprof_fork_parent();
+    unwind_fork_parent();
 }
 
 static void atfork_child(void)
 {
+    unwind_fork_child();
+    mprof_fork_child();
     mheap_reinit_locks();
     mcentral_reinit_locks();
     gc_fork_child_locks();

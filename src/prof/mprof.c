@@ -539,21 +539,24 @@ static void *profile_loop(void *arg)
     return NULL;
 }
 
-static void atfork_prepare(void)
+/* fork: called from malloc's handlers (malloc.c), which order them
+ * against the heap's locks: the child's own handler allocates, and a
+ * sampled allocation there needs these locks working again first. */
+void mprof_fork_prepare(void)
 {
     gort_lock(&buck_lock);
     for (int i = 0; i < NSHARD; i++)
         gort_lock(&shards[i].lock);
 }
 
-static void atfork_parent(void)
+void mprof_fork_parent(void)
 {
     for (int i = NSHARD - 1; i >= 0; i--)
         gort_unlock(&shards[i].lock);
     gort_unlock(&buck_lock);
 }
 
-static void atfork_child(void)
+void mprof_fork_child(void)
 {
     for (int i = 0; i < NSHARD; i++)
         gort_lock_reinit(&shards[i].lock);
@@ -568,7 +571,6 @@ __attribute__((constructor)) static void mprof_start(void)
 {
     read_env();
     profile_pid = getpid();
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     if (!profile_path)
         return;
     atexit(write_profile_file);

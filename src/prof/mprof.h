@@ -72,4 +72,10 @@ struct mprof_bucket *mprof_lookup(uintptr_t p);
  * not sampled.  Returns the previous value. */
 int mprof_guard(int on);
 
+/* fork (from malloc's handlers, in their order): the profile's locks
+ * taken before the fork, released in the parent, made anew in the child. */
+void mprof_fork_prepare(void);
+void mprof_fork_parent(void);
+void mprof_fork_child(void);
+
 #endif

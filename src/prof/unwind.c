@@ -33,6 +33,8 @@
 #include "prof/unwind.h"
 
 #include <link.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <unwind.h>
 
@@ -79,6 +81,51 @@ static inline __attribute__((always_inline)) int walk_libgcc(uintptr_t *out, int
     for (int i = 1; i < got; i++)
         out[n++] = all[i];
     return n;
+}
+
+/* ---- Fork ---------------------------------------------------------------- */
+
+/* A walk reads the loader's tables: dl_iterate_phdr (and libgcc itself on
+ * a glibc without _dl_find_object) holds the loader's lock meanwhile, and
+ * fork does not take that lock, so a fork while another thread walks left
+ * the child's copy locked for good: the child's first sampled allocation
+ * then waited for ever (test_fork, one child in a few hundred).  Walks
+ * count themselves, and a fork waits for those under way
+ * (unwind_fork_prepare, from malloc's prepare handler); a walk that starts
+ * while a fork is pending records no frames. */
+static uint32_t walking;   /* walks under way */
+static uint32_t forking;   /* forks waiting for them */
+
+static bool walk_begin(void)
+{
+    __atomic_add_fetch(&walking, 1, __ATOMIC_SEQ_CST);
+    if (__builtin_expect(__atomic_load_n(&forking, __ATOMIC_SEQ_CST) == 0, 1))
+        return true;
+    __atomic_sub_fetch(&walking, 1, __ATOMIC_SEQ_CST);
+    return false;
+}
+
+static void walk_end(void)
+{
+    __atomic_sub_fetch(&walking, 1, __ATOMIC_SEQ_CST);
+}
+
+void unwind_fork_prepare(void)
+{
+    __atomic_add_fetch(&forking, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&walking, __ATOMIC_SEQ_CST) != 0)
+        sched_yield();
+}
+
+void unwind_fork_parent(void)
+{
+    __atomic_sub_fetch(&forking, 1, __ATOMIC_SEQ_CST);
+}
+
+void unwind_fork_child(void)
+{
+    walking = 0;   /* the child has only the forking thread */
+    forking = 0;
 }
 
 #if defined(__x86_64__)
@@ -503,6 +550,8 @@ __attribute__((noinline)) int unwind_stack(uintptr_t *out, int max)
                      : "=r"(pc), "=r"(sp), "=r"(fp));
     int n = 0, skip = 1;        /* the first return address is our caller's */
     uintptr_t lookup = pc;      /* an exact pc here, a return address - 1 after */
+    if (!walk_begin())
+        return 0;
     uintptr_t gen = unload_generation();
     while (n < max) {
         uint64_t rule = rule_lookup(lookup, gen);
@@ -526,18 +575,25 @@ __attribute__((noinline)) int unwind_stack(uintptr_t *out, int max)
             out[n++] = ra;
         lookup = ra - 1;
     }
+    walk_end();
     __asm__ volatile("" ::: "memory");   /* no tail call: this frame must exist */
     return n;
 libgcc:
     __atomic_fetch_add(&unwind_fallbacks, 1, __ATOMIC_RELAXED);
-    return walk_libgcc(out, max);
+    n = walk_libgcc(out, max);
+    walk_end();
+    return n;
 }
 
 #else
 
 __attribute__((noinline)) int unwind_stack(uintptr_t *out, int max)
 {
-    return walk_libgcc(out, max);
+    if (!walk_begin())
+        return 0;
+    int n = walk_libgcc(out, max);
+    walk_end();
+    return n;
 }
 
 #endif

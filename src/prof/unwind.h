@@ -16,6 +16,13 @@ int unwind_stack(uintptr_t *out, int max);
  * it cannot follow a frame itself), for the tests to compare against. */
 int unwind_stack_libgcc(uintptr_t *out, int max);
 
+/* fork: the prepare handler waits for walks under way (they may hold the
+ * loader's lock, which fork does not take), and walks that start before
+ * the parent or child handler runs record no frames. */
+void unwind_fork_prepare(void);
+void unwind_fork_parent(void);
+void unwind_fork_child(void);
+
 /* Walks that unwind_stack handed to libgcc (a frame its rule could not
  * express); for the tests. */
 extern uint64_t unwind_fallbacks;
