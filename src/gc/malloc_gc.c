@@ -877,7 +877,15 @@ static __attribute__((noinline)) void store_slow(void **slot, void *val)
         gc_set_mode(true, false);
     gcnosuspend_enter();
     if (__builtin_expect(gc_marking(), 0)) {
-        uintptr_t pair[2] = {(uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED), (uintptr_t)val};
+        /* The old value comes from an exchange, not a load then a store: a
+         * slot in a page never written yet (a fresh object the allocator
+         * did not need to zero) would otherwise be mapped to the kernel's
+         * zero page by the load and copied on the store, a second fault
+         * whose TLB flush interrupts every other CPU running the program.
+         * Shading the old value after the store is the same barrier: the
+         * section keeps mark termination out until the pair is buffered. */
+        uintptr_t pair[2] = {(uintptr_t)__atomic_exchange_n(slot, val, __ATOMIC_RELAXED),
+                             (uintptr_t)val};
         struct mcache *c = tls_mcache;
         if (c == &mcache_bootstrap || c == &mcache_exited) {
             gc_shade(pair, 2);
@@ -889,8 +897,9 @@ static __attribute__((noinline)) void store_slow(void **slot, void *val)
             c->wbuf[c->wbufn++] = pair[0];
             c->wbuf[c->wbufn++] = pair[1];
         }
+    } else {
+        __atomic_store_n(slot, val, __ATOMIC_RELAXED);
     }
-    __atomic_store_n(slot, val, __ATOMIC_RELAXED);
     gcnosuspend_exit();
 }
 
