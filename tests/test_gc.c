@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -841,6 +842,20 @@ static void *stops_allocator(void *arg)
     return NULL;
 }
 
+static node *stores_target;
+
+/* Stores pointers and never allocates: no safe point but the end of
+ * gort_store's section, which is where the ask reaches it. */
+static void *stops_storer(void *arg)
+{
+    (void)arg;
+    gort_register_thread();
+    node *keep[2] = {stores_target, NULL};
+    for (long i = 0; !atomic_load_explicit(&stops_done, memory_order_relaxed); i++)
+        gort_store((void **)&stores_target->next, keep[i & 1]);
+    return NULL;
+}
+
 static void *stops_spinner(void *arg)
 {
     (void)arg;
@@ -877,10 +892,26 @@ static int mode_stops(void)
     for (int i = 0; i < 20; i++)
         gort_gc();
     uint64_t asked = stw_nasked - asked0;
-    if (ncpus == 2) {
-        CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+    if (ncpus == 2)
         CHECK(pthread_setaffinity_np(a, sizeof all, &all) == 0);
-    }
+    /* Then a thread that only stores: it stops itself too. */
+    atomic_store(&stops_done, 1);
+    pthread_join(a, NULL);
+    atomic_store(&stops_done, 0);
+    stores_target = make_node(7, NULL, 1);
+    CHECK(pthread_create(&a, NULL, stops_storer, NULL) == 0);
+    if (ncpus == 2)
+        CHECK(pthread_setaffinity_np(a, sizeof cpus[1], &cpus[1]) == 0);
+    asked0 = stw_nasked;
+    for (int i = 0; i < 20; i++)
+        gort_gc();
+    uint64_t askedStorer = stw_nasked - asked0;
+    atomic_store(&stops_done, 1);
+    pthread_join(a, NULL);
+    atomic_store(&stops_done, 0);
+    if (ncpus == 2)
+        CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+    CHECK(pthread_create(&a, NULL, stops_allocator, keep) == 0);
     CHECK(pthread_create(&b, NULL, stops_spinner, NULL) == 0);
     while (atomic_load(&spun) == 0)
         sched_yield();
@@ -895,9 +926,13 @@ static int mode_stops(void)
     for (int k = 0; k < 64; k++)
         if (keep[k])
             check_node(keep[k], keep[k]->val);
-    printf("stops: %lu threads stopped themselves over 40 stops, then %lu signalled over 40\n",
-           (unsigned long)asked, (unsigned long)signalled);
+    printf("stops: %lu threads stopped themselves over 40 stops (a storer: %lu), then %lu "
+           "signalled over 40\n",
+           (unsigned long)asked, (unsigned long)askedStorer, (unsigned long)signalled);
     CHECKF(asked > 0, "no thread stopped itself when asked");
+    CHECKF(askedStorer >= 20, "a thread in a gort_store loop stopped itself at %lu stops of 40",
+           (unsigned long)askedStorer);
+    check_node(stores_target, 7);
     CHECKF(signalled >= 40, "the computing thread was signalled %lu times, not every stop",
            (unsigned long)signalled);
     return 0;
@@ -1101,6 +1136,39 @@ static int mode_assists(void)
     return 0;
 }
 
+/* A fresh span of collected objects comes faulted in, so the program's
+ * first stores take no page fault (a stop would wait out a fault under
+ * way).  The 30000-byte class is this process's first use of it: fresh
+ * pages, which without that are not resident until written. */
+static int mode_populate(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *probe = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(probe != MAP_FAILED);
+    bool can = madvise(probe, page, 23 /* MADV_POPULATE_WRITE */) == 0;
+    munmap(probe, page);
+    if (!can) {
+        printf("populate: this kernel has no MADV_POPULATE_WRITE (Linux 5.14): nothing to check\n");
+        return 0;
+    }
+    size_t pages = 0, resident = 0;
+    for (int i = 0; i < 8; i++) {
+        char *p = gort_new_noscan(30000);
+        CHECK(p != NULL);
+        uintptr_t lo = (uintptr_t)p & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)p + 30000 + page - 1) & ~(page - 1);
+        unsigned char vec[64];
+        CHECK((hi - lo) / page <= sizeof vec);
+        CHECK(mincore((void *)lo, hi - lo, vec) == 0);
+        for (size_t k = 0; k < (hi - lo) / page; k++, pages++)
+            resident += vec[k] & 1;
+    }
+    printf("populate: %zu of %zu pages of fresh objects resident before any store\n", resident,
+           pages);
+    CHECKF(resident == pages, "only %zu of %zu pages resident", resident, pages);
+    return 0;
+}
+
 static int mode_trace(void)
 {
     node *l = make_list(30000, 1);
@@ -1132,6 +1200,7 @@ static int run_mode(void)
     if (!strcmp(mode, "pauses")) return mode_pauses();
     if (!strcmp(mode, "stops")) return mode_stops();
     if (!strcmp(mode, "trace")) return mode_trace();
+    if (!strcmp(mode, "populate")) return mode_populate();
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
 }
@@ -1193,6 +1262,10 @@ int main(int argc, char **argv)
     if (selected("pacer_loaded")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
         expect_case("pacer_loaded", conc, 120);
+    }
+    if (selected("populate")) {
+        const char *conc[] = {"GODEBUG=gcconcurrent=1", NULL};
+        expect_case("populate", conc, 60);
     }
     if (selected("stops")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};

@@ -136,7 +136,20 @@ static void bits_set(uint64_t *bits, uintptr_t from, uintptr_t n, bool one)
     }
 }
 
-/* A fresh span of collected class gcc from the heap, or NULL. */
+static void *populate_span(void *s)
+{
+    os_populate((void *)((struct mspan *)s)->startAddr, ((struct mspan *)s)->npages << _PageShift);
+    return NULL;
+}
+
+/* A fresh span of collected class gcc from the heap, or NULL.
+ *
+ * Pages the OS has not backed yet (needzero clear: never touched, or
+ * released zeroed) are faulted in here, as blocked: otherwise the
+ * program's first stores into the new objects fault one page at a time,
+ * and a stop must wait out each fault under way (the signal lands only
+ * when the fault is over), which on a virtual machine now and then takes
+ * hundreds of microseconds.  Blocked, the thread is no stop's concern. */
 static struct mspan *span_fresh(unsigned gcc)
 {
     unsigned cls = gcc / 2;
@@ -145,6 +158,8 @@ static struct mspan *span_fresh(unsigned gcc)
     struct mspan *s = mheap_allocGC(npages, makeSpanClass((uint8_t)cls, 0));
     if (!s)
         return NULL;
+    if (!s->needzero)
+        gc_do_blocking(populate_span, s);
     __atomic_add_fetch(&gcheap.pagesInUse, npages, __ATOMIC_RELAXED);
     span_init_small(s, makeSpanClass((uint8_t)cls, 0));
     memset(s->gcmarkBits, 0, span_bitbytes(s));
@@ -818,8 +833,7 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t size, bool no
             count_alloc(c, s, marking);
             if (s->needzero)
                 zero_small(p, zn);
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);
-            if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
+            if (gcnosuspend_leave())
                 return suspend_deferred_then(p);
             return p;
         }
@@ -868,6 +882,18 @@ GORT_API void *gort_new_typed(const gort_type *t)
     return mallocgc(t->size, t->ptrmask == NULL, t, 1);
 }
 
+/* Makes room in c's full write-barrier buffer by shading its entries, the
+ * newest first.  The flush runs inside the barrier's nosuspend section,
+ * where a stop must wait for it (shading a whole buffer takes tens of
+ * microseconds, and far more if the thread loses its CPU meanwhile), so
+ * it ends early once a stop asks for this thread, the room for one pair
+ * made: the rest stays buffered, and mark termination shades it. */
+static void wbuf_flush(struct mcache *c)
+{
+    size_t room = sizeof c->wbuf / sizeof c->wbuf[0] - 2;
+    c->wbufn = (uint32_t)gc_shade_until(c->wbuf, c->wbufn, room, &gctls.pending);
+}
+
 /* Go's hybrid write barrier: while marking, the old value and the new one
  * are shaded (through the cache's buffer), in the same nosuspend section
  * as the store, so a stop never falls between the check and the store. */
@@ -890,10 +916,8 @@ static __attribute__((noinline)) void store_slow(void **slot, void *val)
         if (c == &mcache_bootstrap || c == &mcache_exited) {
             gc_shade(pair, 2);
         } else {
-            if (c->wbufn + 2 > sizeof c->wbuf / sizeof c->wbuf[0]) {
-                gc_shade(c->wbuf, c->wbufn);
-                c->wbufn = 0;
-            }
+            if (c->wbufn + 2 > sizeof c->wbuf / sizeof c->wbuf[0])
+                wbuf_flush(c);
             c->wbuf[c->wbufn++] = pair[0];
             c->wbuf[c->wbufn++] = pair[1];
         }
@@ -918,7 +942,6 @@ GORT_API void gort_store(void **slot, void *val)
     if (__builtin_expect(!__atomic_load_n(&gcModeChosen, __ATOMIC_RELAXED) || gc_marking(), 0))
         return store_slow_leave(slot, val);
     __atomic_store_n(slot, val, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
+    if (gcnosuspend_leave())
         gcsuspend_deferred();
 }

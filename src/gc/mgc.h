@@ -208,6 +208,10 @@ uint64_t gc_assist_time_take(void);
 extern uint64_t gcLastScanWork;
 /* Shades n pointers (a write-barrier buffer, a weak handle's object). */
 void gc_shade(const uintptr_t *ptrs, size_t n);
+/* gc_shade from the last entry back, stopping once no more than keep are
+ * left and *stop is set (looked at every 32 entries); returns how many
+ * are left unshaded at the front. */
+size_t gc_shade_until(const uintptr_t *ptrs, size_t n, size_t keep, const int *stop);
 /* Marks the newly allocated object at p of span s black (nosuspend). */
 void gc_mark_new(struct mspan *s, uintptr_t p);
 /* Leaves a static table of gort's that holds no collected pointers out of

@@ -1268,19 +1268,28 @@ bool gc_assist_alloc(uint64_t bytes)
     return starved && assistDebt > 0;
 }
 
-void gc_shade(const uintptr_t *ptrs, size_t n)
+size_t gc_shade_until(const uintptr_t *ptrs, size_t n, size_t keep, const int *stop)
 {
     if (n == 0)
-        return;
+        return 0;
     struct gcw w = {.buf = getempty()};
     struct heaprange h = heaprange_now();
-    for (size_t i = 0; i < n; i++)
-        scan_word(&w, h, ptrs[i]);
+    while (n > 0) {
+        scan_word(&w, h, ptrs[--n]);
+        if (stop && n <= keep && (n & 31) == 0 && __atomic_load_n(stop, __ATOMIC_RELAXED))
+            break;
+    }
     if (w.buf->n)
         putfull(w.buf);
     else
         putempty(w.buf);
     __atomic_add_fetch(&work.shadeMarked, w.bytesMarked, __ATOMIC_RELAXED);
+    return n;
+}
+
+void gc_shade(const uintptr_t *ptrs, size_t n)
+{
+    gc_shade_until(ptrs, n, 0, NULL);
 }
 
 void gc_mark_new(struct mspan *s, uintptr_t p)

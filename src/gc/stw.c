@@ -136,7 +136,7 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx)
         return;
     }
     if (gctls.nosuspend) {
-        gctls.pending = 1;
+        __atomic_store_n(&gctls.pending, 1, __ATOMIC_RELAXED);
         errno = saved;
         return;
     }
@@ -147,7 +147,9 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx)
 
 __attribute__((noinline)) void gcsuspend_deferred(void)
 {
-    gctls.pending = 0;
+    /* (Set by a stop's ask, a release store after its new epoch.) */
+    __atomic_store_n(&gctls.pending, 0, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
     gc_spill_registers();
     ack_and_wait(gc_current_sp());
     /* No tail call: the registers spilled in this frame (the caller's
@@ -236,6 +238,7 @@ void gcthread_register(bool explicit_)
     memset(t, 0, sizeof *t);
     t->tid = os_gettid();
     t->explicit_ = explicit_;
+    t->pending = &gctls.pending;
     pthread_attr_t attr;
     void *lo = NULL;
     size_t size = 0;
@@ -345,7 +348,11 @@ void stw_stop(uintptr_t sp, bool brief)
             t->stopped = epoch;
             continue;
         }
-        want++;    /* running: it stops itself, or is signalled below */
+        /* Running: asked to stop itself, or signalled below.  (Its
+         * thread-local flag is there while it is registered: a thread
+         * unregisters before it exits, under regLock.) */
+        __atomic_store_n(t->pending, 1, __ATOMIC_RELEASE);
+        want++;
     }
     uint32_t asked = want;
     if (want && !wait_acks(want, os_nanotime() + STW_ASK_NS, false)) {

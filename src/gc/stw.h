@@ -38,6 +38,7 @@ struct gcthread {
     uint32_t scangen;             /* ... in that cycle (mgcmark.c's markGen) */
     uint32_t blocked;             /* atomic: gcRunning, gcBlocked or gcBlockedHeld */
     uintptr_t blockedsp;          /* its stack pointer while blocked */
+    int *pending;                 /* its gctls.pending, which a stop sets to ask it */
 };
 
 /* gcthread.blocked: a thread inside gc_do_blocking is stopped already as
@@ -48,7 +49,7 @@ enum { gcRunning = 0, gcBlocked = 1, gcBlockedHeld = 2 };
 
 struct gctls {
     int nosuspend;                /* > 0: inside a nosuspend section */
-    int pending;                  /* a stop arrived inside one */
+    int pending;                  /* atomic: a stop asks this thread to stop */
     struct gcthread *self;        /* registration, or NULL */
 };
 extern __thread struct gctls gctls __attribute__((tls_model("initial-exec")));
@@ -64,12 +65,14 @@ static inline void gcnosuspend_enter(void)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Non-zero while a stop is asking for threads: a registered thread that
- * reaches a safe point (the collected allocation's slow path, a mark
- * assist between slices, an M's search for work) calls stw_poll and stops
- * itself there, which spares the stop a signal (a round trip of tens of
- * microseconds on a virtual machine).  Threads that do not come in time
- * are signalled as before. */
+/* How a stop asks: it sets the pending flag of every running thread, which
+ * the thread reads as it leaves a nosuspend section (every collected
+ * allocation and every gort_store), and stwPending, which it reads at the
+ * other safe points (a mark assist between slices, an M's search for
+ * work: stw_poll).  Either way it stops itself there, which spares the
+ * stop a signal (a round trip of tens of microseconds on a virtual
+ * machine, and now and then hundreds).  Threads that do not come in time
+ * are signalled. */
 extern uint32_t stwPending;
 /* Threads that stopped themselves when asked, and threads signalled, over
  * all stops (for tests and tuning). */
@@ -81,10 +84,19 @@ static inline void stw_poll(void)
         stw_poll_slow();
 }
 
-static inline void gcnosuspend_exit(void)
+/* Leaves a nosuspend section; true when that leaves the thread outside
+ * every section with a stop asking for it: the caller then calls
+ * gcsuspend_deferred (itself, or after a tail call of its own). */
+static inline bool gcnosuspend_leave(void)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (--gctls.nosuspend == 0 && __builtin_expect(gctls.pending, 0))
+    return --gctls.nosuspend == 0 &&
+           __builtin_expect(__atomic_load_n(&gctls.pending, __ATOMIC_RELAXED), 0);
+}
+
+static inline void gcnosuspend_exit(void)
+{
+    if (gcnosuspend_leave())
         gcsuspend_deferred();
 }
 

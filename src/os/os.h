@@ -10,6 +10,7 @@
 #define GORT_OS_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Defined in a ThreadSanitizer build (GCC or clang). */
@@ -32,6 +33,11 @@ void os_unmap(void *p, size_t n);
 /* Returns pages to the OS.  With dontneed the range reads back as zeros and
  * RSS drops at once; otherwise MADV_FREE lets the kernel take them lazily. */
 void os_release(void *p, size_t n, int dontneed);
+
+/* Faults in n bytes at p for writing (MADV_POPULATE_WRITE), so that the
+ * first stores into them take no page fault; false where the kernel
+ * cannot (before Linux 5.14), and then never tried again. */
+bool os_populate(void *p, size_t n);
 
 /* Fresh zeroed memory for the allocator's own metadata, never freed. */
 void *os_alloc(size_t n);

@@ -36,6 +36,22 @@ void os_release(void *p, size_t n, int dontneed)
         madvise(p, n, MADV_DONTNEED);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+bool os_populate(void *p, size_t n)
+{
+    static int unsupported;
+    if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED))
+        return false;
+    if (madvise(p, n, MADV_POPULATE_WRITE) == 0)
+        return true;
+    if (errno == EINVAL)
+        __atomic_store_n(&unsupported, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
 void *os_alloc(size_t n)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
