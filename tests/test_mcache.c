@@ -73,15 +73,19 @@ int main(void)
     CHECK(((uintptr_t *)a)[1] == 0);      /* the key does not leak to users */
     gort_free(a);
 
+    /* Second frees are caught, on this thread's list or another's. */
+    CHECK(dies_with_abort(double_free_same_thread));
+    CHECK(dies_with_abort(double_free_other_thread));
+
     /* Slow start: the bound grows as allocation outruns the list, to at
-     * most 1 MiB of objects per class. */
-    enum { N = 40000 };
+     * most 4 MiB of objects per class. */
+    enum { N = 100000 };
     uint32_t max0 = fl->max;
     void **v = malloc(N * sizeof *v);
     CHECK(v != NULL);
     for (int i = 0; i < N; i++)
         v[i] = gort_malloc(64);
-    CHECK(fl->max > max0 && fl->max * 64 <= (1u << 20));
+    CHECK(fl->max > max0 && fl->max * 64 <= (4u << 20));
     /* Overflow: freeing far more than the bound keeps the list bounded and
      * the rest goes back to spans (live count still exact). */
     struct gort_memstats m0, m1;
@@ -94,10 +98,10 @@ int main(void)
     CHECK(m1.heap_objects == m0.heap_objects - N);
 
     /* The bounds of all a thread's lists add up to at most FREELIST_BUDGET,
-     * however many classes grow: churn 2 MiB through each of a dozen
-     * classes (each may reach 1 MiB). */
+     * however many classes grow: churn 4 MiB through each of a dozen
+     * classes (each may reach 4 MiB). */
     for (unsigned k = 20; k < 32; k++) {
-        size_t size = class_to_size[k], n = (2u << 20) / size;
+        size_t size = class_to_size[k], n = (4u << 20) / size;
         void **w = malloc(n * sizeof *w);
         CHECK(w != NULL);
         for (int round = 0; round < 2; round++) {
@@ -134,9 +138,12 @@ int main(void)
     }
     CHECK(mheap_.pagesInUse <= inuse + 4);
 
-    /* Second frees are caught, on this thread's list or another's. */
+    /* And with the budget spent (above), where the 200-byte class's list
+     * stays at 2 objects and the first object goes back to its span as the
+     * second comes: caught by its allocation bit. */
     CHECK(dies_with_abort(double_free_same_thread));
     CHECK(dies_with_abort(double_free_other_thread));
+
     printf("mcache lists ok (max %u of class %u)\n", fl->max, cls);
     return 0;
 }

@@ -442,9 +442,9 @@ static inline unsigned small_object_class(uintptr_t p)
 }
 
 /* free()'s object starts an object of class cls, but its list is full (or
- * it has none).  Unless it carries the key (a second free), no span lookup
- * and no profiler lookup (an object of a sampled page fails the class
- * test): room is made on the list. */
+ * it has none).  Unless it carries the key (a second free), no profiler
+ * lookup (an object of a sampled page fails the class test): room is made
+ * on the list. */
 __attribute__((noinline)) static void free_listFull(struct mcache *c, unsigned cls, void *ptr)
 {
     /* Class 1, a bootstrap or exited cache; word 1 is read only now that
@@ -454,6 +454,16 @@ __attribute__((noinline)) static void free_listFull(struct mcache *c, unsigned c
         free_slow(ptr, "free()");
         return;
     }
+    /* An object flushed from a list to its span has its allocation bit
+     * clear and no key: the key test cannot see a second free of it, the
+     * bit can, in a span this thread owns (another's bitmap is its
+     * owner's to read).  A list held short by a spent budget flushes at
+     * nearly every free; this path runs once per half a list otherwise. */
+    uintptr_t p = (uintptr_t)ptr;
+    const struct mspan *s = span_of(p);
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c &&
+        !span_isAllocated(s, (unsigned)span_objIndex(s, p)))
+        throw_bad_pointer("free()", "double free detected", p);
     int saved_errno = errno;
     freelist_pushFull(c, cls, ptr);
     mcache_count(&c->free[cls].nfree, 1);
@@ -680,8 +690,14 @@ int gort_malloc_trim(size_t pad)
     (void)pad;
     if (!malloc_ready())
         return 0;
-    /* Spans cached by this thread hold no free pages; everything free is in
-     * mheap, and all of it goes. */
+    /* This thread's lists and cached spans go back first: a listed object
+     * keeps its whole span from the heap (a program that frees 512 MiB of
+     * small blocks in random order keeps tens of MiB of spans behind its
+     * lists).  Other threads' caches are theirs alone to touch.  Then all
+     * that is free in mheap goes. */
+    struct mcache *c = tls_mcache;
+    if (c != &mcache_bootstrap && c != &mcache_exited)
+        mcache_releaseMalloc(c);
     return scavenge_release(UINT64_MAX, NULL, UINT64_MAX) > 0;
 }
 

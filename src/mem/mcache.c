@@ -34,7 +34,7 @@ static int key_ready;
 uintptr_t freelist_key;
 
 /* A list's bound starts at FREELIST_START and doubles each time a malloc
- * finds the list empty, up to 1 MiB of objects (32 to 65536 of them): a
+ * finds the list empty, up to 4 MiB of objects (128 to 262144 of them): a
  * thread that mostly frees (a consumer, or the main thread reaping its
  * workers' blocks) keeps short lists and pins few spans, while one that
  * allocates what it frees earns long ones.  Frees alone grow a list only to
@@ -53,14 +53,22 @@ uintptr_t freelist_key;
  * rest), so the budget is what sets how often a many-sized program flushes
  * and refills: 4 MiB, against 2 MiB, takes larson from 336.8 to 321.6 M
  * instructions and sizes-1t from 234.1 to 230.7 M, for peak RSS 8.6 ->
- * 8.9 MiB and 15.0 -> 15.7 MiB; 8 MiB gains nothing more.  binary-trees
- * needs one class's worth. */
+ * 8.9 MiB and 15.0 -> 15.7 MiB.  binary-trees needs one class's worth,
+ * and its trees of 2^17 nodes and more overflowed 1 MiB lists: 4 MiB a
+ * class and 16 MiB in all (was 1 and 4) took binary-trees 21 from 3.84
+ * to 3.73 s, larson from 270 to 250 ms (five alternating runs each), the
+ * rest of bench/ level and no peak RSS higher.  The price is a program
+ * that frees a large structure of one size and then builds one of
+ * another: up to 4 MiB a class stays listed where a shorter list would
+ * have let its spans serve the new size.  (Larger still, 16 MiB a class,
+ * took binary-trees 19 from 810 to 700 ms: its flush and refill are
+ * per-object work, 10 % of its time at 4 MiB.) */
 #define FREELIST_START 2
 #ifndef FREELIST_CAP_BYTES
-#define FREELIST_CAP_BYTES (1u << 20)
+#define FREELIST_CAP_BYTES (4u << 20)
 #endif
 #ifndef FREELIST_CAP_OBJECTS
-#define FREELIST_CAP_OBJECTS 65536u
+#define FREELIST_CAP_OBJECTS 262144u
 #endif
 
 static uint32_t freelist_cap(unsigned cls)
@@ -337,7 +345,7 @@ void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
     }
 }
 
-void mcache_releaseAll(struct mcache *c)
+void mcache_releaseMalloc(struct mcache *c)
 {
     for (unsigned k = 2; k < _NumSizeClasses; k++)
         mcache_flushList(c, k, 0);
@@ -348,6 +356,11 @@ void mcache_releaseAll(struct mcache *c)
             mcentral_uncacheSpan(&mcentrals[i], s);
         }
     }
+}
+
+void mcache_releaseAll(struct mcache *c)
+{
+    mcache_releaseMalloc(c);
     gccache_release(c);
 }
 

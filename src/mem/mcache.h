@@ -18,7 +18,7 @@
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
- * 1 MiB or 65536 objects per class and FREELIST_BUDGET in all, which start at 2
+ * 4 MiB or 262144 objects per class and FREELIST_BUDGET in all, which start at 2
  * objects and grow only as mallocs find them empty (mcache.c).  When the
  * thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
@@ -126,6 +126,8 @@ void *mcache_nextFree(struct mcache *c, spanClass spc);
 
 /* Hands every listed object and cached span back (collected ones too). */
 void mcache_releaseAll(struct mcache *c);
+/* The same for malloc's lists and spans only (malloc_trim). */
+void mcache_releaseMalloc(struct mcache *c);
 /* Hands c's collected spans back to their gcentral (src/gc/malloc_gc.c). */
 void gccache_release(struct mcache *c);
 
@@ -136,7 +138,7 @@ void mcache_growList(struct mcache *c, unsigned cls, uint32_t limit);
 /* The most a thread's list bounds add up to, in bytes (mcache.c says why
  * this much). */
 #ifndef FREELIST_BUDGET
-#define FREELIST_BUDGET ((uint64_t)4 << 20)
+#define FREELIST_BUDGET ((uint64_t)16 << 20)
 #endif
 
 /* How far a list grows from frees alone: enough that a thread which only
