@@ -99,8 +99,10 @@ GORT_API GORT_MALLOC_ATTR void *gort_valloc(size_t size);
 GORT_API GORT_MALLOC_ATTR void *gort_pvalloc(size_t size);
 /* The bytes actually usable at ptr: at least what was asked for. */
 GORT_API size_t gort_malloc_usable_size(void *ptr);
-/* Gives every free page back to the OS now.  pad is accepted for glibc
- * compatibility and ignored.  Returns 1 if any memory was released. */
+/* Gives every free page back to the OS now, after handing the calling
+ * thread's cached blocks back to the heap (other threads keep theirs).
+ * pad is accepted for glibc compatibility and ignored.  Returns 1 if any
+ * memory was released. */
 GORT_API int gort_malloc_trim(size_t pad);
 /* Prints the statistics below to stderr, in the layout of GODEBUG=memstats=1. */
 GORT_API void gort_malloc_stats(void);
