@@ -54,14 +54,15 @@ uintptr_t freelist_key;
  * and refills: 4 MiB, against 2 MiB, takes larson from 336.8 to 321.6 M
  * instructions and sizes-1t from 234.1 to 230.7 M, for peak RSS 8.6 ->
  * 8.9 MiB and 15.0 -> 15.7 MiB.  binary-trees needs one class's worth,
- * and its trees of 2^17 nodes and more overflowed 1 MiB lists: 4 MiB a
- * class and 16 MiB in all (was 1 and 4) took binary-trees 21 from 3.84
- * to 3.73 s, larson from 270 to 250 ms (five alternating runs each), the
- * rest of bench/ level and no peak RSS higher.  The price is a program
- * that frees a large structure of one size and then builds one of
- * another: up to 4 MiB a class stays listed where a shorter list would
- * have let its spans serve the new size.  (Larger still, 16 MiB a class,
- * took binary-trees 19 from 810 to 700 ms: its flush and refill are
+ * and its trees of 2^17 nodes overflowed 1 MiB lists: one class may take
+ * the whole budget (4 MiB a class, was 1), and binary-trees 21 runs 3.90
+ * -> 3.78 s (three alternating runs).  A larger budget as well pays
+ * elsewhere and costs more than it pays: 16 MiB took larson from 280 to
+ * 260 ms but the python3 workload from 2.58 to 2.87 s of CPU (five
+ * alternating runs, repeated; 8 MiB: 2.75 s), its many classes' lists
+ * then holding long-freed objects that a refill from the spans would
+ * have handed out in address order.  (16 MiB a class and 64 in all took
+ * binary-trees 19 from 810 to 700 ms: its flush and refill are
  * per-object work, 10 % of its time at 4 MiB.) */
 #define FREELIST_START 2
 #ifndef FREELIST_CAP_BYTES

@@ -138,7 +138,7 @@ void mcache_growList(struct mcache *c, unsigned cls, uint32_t limit);
 /* The most a thread's list bounds add up to, in bytes (mcache.c says why
  * this much). */
 #ifndef FREELIST_BUDGET
-#define FREELIST_BUDGET ((uint64_t)16 << 20)
+#define FREELIST_BUDGET ((uint64_t)4 << 20)
 #endif
 
 /* How far a list grows from frees alone: enough that a thread which only
