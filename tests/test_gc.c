@@ -1155,8 +1155,10 @@ static int mode_populate(void)
     }
     size_t pages = 0, resident = 0;
     for (int i = 0; i < 8; i++) {
+        errno = 12345;
         char *p = gort_new_noscan(30000);
         CHECK(p != NULL);
+        CHECK(errno == 12345);   /* a successful allocation leaves errno */
         uintptr_t lo = (uintptr_t)p & ~(page - 1);
         uintptr_t hi = ((uintptr_t)p + 30000 + page - 1) & ~(page - 1);
         unsigned char vec[64];

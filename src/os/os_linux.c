@@ -45,11 +45,14 @@ bool os_populate(void *p, size_t n)
     static int unsupported;
     if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED))
         return false;
-    if (madvise(p, n, MADV_POPULATE_WRITE) == 0)
-        return true;
-    if (errno == EINVAL)
+    /* A successful allocation leaves errno alone: a populate cut short
+     * (EINTR, ENOMEM) only means the pages fault in later. */
+    int saved = errno;
+    bool ok = madvise(p, n, MADV_POPULATE_WRITE) == 0;
+    if (!ok && errno == EINVAL)
         __atomic_store_n(&unsupported, 1, __ATOMIC_RELAXED);
-    return false;
+    errno = saved;
+    return ok;
 }
 
 void *os_alloc(size_t n)
