@@ -372,6 +372,17 @@ static void freelist_pushFull(struct mcache *c, unsigned cls, void *ptr)
     freelist_push(fl, ptr, c->key);
 }
 
+/* A second free of object idx of s (at p) that the key cannot show: the
+ * object went back to its span (flushed from a list, or freed there
+ * directly), so its allocation bit is clear.  Only in a span c owns:
+ * another's bitmap is its owner's to read. */
+static void check_ownedFreed(const struct mcache *c, const struct mspan *s, unsigned idx,
+                             uintptr_t p, const char *fn)
+{
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c && !span_isAllocated(s, idx))
+        throw_bad_pointer(fn, "double free detected", p);
+}
+
 __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
 {
     if (!ptr)
@@ -393,12 +404,12 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     /* Only listed objects carry the key in word 1 (class 1 never lists). */
     if (cls > 1 && ((uintptr_t *)ptr)[1] == freelist_key)
         throw_bad_pointer(fn, "double free detected", p);
+    if (c)
+        check_ownedFreed(c, s, idx, p, fn);
     count_free(c, cls, 0);
     if (c && cls > 1) {
         freelist_pushFull(c, cls, ptr);
     } else if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
-        if (!span_isAllocated(s, idx))
-            throw_bad_pointer(fn, "double free detected", p);
         s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
         span_setAllocCount(s, s->allocCount - 1u);
         s->needzero = 1;
@@ -454,16 +465,12 @@ __attribute__((noinline)) static void free_listFull(struct mcache *c, unsigned c
         free_slow(ptr, "free()");
         return;
     }
-    /* An object flushed from a list to its span has its allocation bit
-     * clear and no key: the key test cannot see a second free of it, the
-     * bit can, in a span this thread owns (another's bitmap is its
-     * owner's to read).  A list held short by a spent budget flushes at
-     * nearly every free; this path runs once per half a list otherwise. */
+    /* A list held short by a spent budget flushes an object to its span
+     * as the next comes, so a second free of it finds no key: the span's
+     * bit shows it.  (This path runs once per half a list otherwise.) */
     uintptr_t p = (uintptr_t)ptr;
     const struct mspan *s = span_of(p);
-    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c &&
-        !span_isAllocated(s, (unsigned)span_objIndex(s, p)))
-        throw_bad_pointer("free()", "double free detected", p);
+    check_ownedFreed(c, s, (unsigned)span_objIndex(s, p), p, "free()");
     int saved_errno = errno;
     freelist_pushFull(c, cls, ptr);
     mcache_count(&c->free[cls].nfree, 1);
