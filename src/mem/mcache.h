@@ -18,8 +18,9 @@
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
- * 4 MiB or 262144 objects per class and FREELIST_BUDGET in all, which start at 2
- * objects and grow only as mallocs find them empty (mcache.c).  When the
+ * 4 MiB or 262144 objects per class and FREELIST_BUDGET in all (past each
+ * list's first 16 KiB), which start at 2 objects and grow only as mallocs
+ * find them empty (mcache.c).  When the
  * thread exits, a pthread key destructor hands
  * every span back to mcentral and recycles the mcache; allocations the
  * thread still makes after that (from later destructors) go through a
