@@ -489,6 +489,24 @@ static void test_realloc(void)
         for (size_t j = 0; j < n; j++)
             realloc_pair(sizes[i], sizes[j]);
 
+    /* A small block aligned past the page size is a span of one page or
+     * two: grown to a size that is still "small", it must not stay there
+     * unless it fits. */
+    for (size_t i = 0; i < n && sizes[i] <= 32768; i++) {
+        void *a = NULL;
+        CHECK(posix_memalign(&a, hide(16384), hide(sizes[i])) == 0);
+        memset(a, 0x5a, sizes[i]);
+        for (size_t to = 4096; to <= 32768; to += 4096) {
+            unsigned char *b = realloc(hidep(a), hide(to));
+            CHECK(b != NULL);
+            CHECKF(malloc_usable_size(b) >= to, "aligned %zu realloc'd to %zu: usable %zu",
+                   sizes[i], to, malloc_usable_size(b));
+            memset(b, 0x5a, to);
+            a = b;
+        }
+        free(a);
+    }
+
     /* Keep live neighbours around so in-place growth cannot be taken for
      * granted, then grow one block step by step to 8 MiB and shrink it back,
      * checking every byte each time. */

@@ -572,8 +572,10 @@ void *gort_realloc(void *ptr, size_t size)
     } else {
         struct mspan *s = span_of_checked((uintptr_t)ptr, "realloc()");
         old = usable_size(s);
-        /* A large block halved to a small size stays, as a small one does. */
-        if (s->spanclass == 0 && size <= _MaxSmallSize && size >= old / 2)
+        /* A large block halved to a small size stays, as a small one does
+         * (one from an aligned allocation may be smaller than a small size:
+         * it stays only if the size fits). */
+        if (s->spanclass == 0 && size <= _MaxSmallSize && size <= old && size >= old / 2)
             return ptr;
         if (s->spanclass == 0 && size > _MaxSmallSize && size <= maxAlloc) {
             uintptr_t npages = (size + _PageMask) >> _PageShift;
