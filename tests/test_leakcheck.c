@@ -24,6 +24,7 @@ struct chain {
 static struct chain *reachable;          /* a malloc'd list from a global */
 static void **collected_holder;          /* a collected object holding a malloc'd block */
 void *keep_unc;                          /* an uncollectable block */
+void *keep_large;                        /* a large block from a global */
 
 static __attribute__((noinline)) void leak_here(void)
 {
@@ -60,6 +61,8 @@ static __attribute__((noinline)) void keep_and_free(void)
     void *unc = gort_malloc_uncollectable(64);
     ((void **)unc)[0] = malloc(333);       /* reachable through an uncollectable root */
     keep_unc = unc;
+    keep_large = malloc(100000);
+    ((void **)keep_large)[100] = malloc(99);   /* reachable through it */
     for (int i = 0; i < 50; i++)
         free(malloc(64));
     pthread_t t;

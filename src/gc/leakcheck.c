@@ -47,9 +47,9 @@ uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintpt
             return 0;
         base = s->startAddr + (uintptr_t)idx * s->elemsize;
         size = s->elemsize;
-    }
-    if (!span_isAllocated(s, idx))
-        return 0;
+        if (!span_isAllocated(s, idx))
+            return 0;
+    }   /* (an in-use large span is one allocated block: no bit says so) */
     /* A block on a cache's free list is free. */
     if (s->sizeclass > 1 && ((const uintptr_t *)base)[1] == freelist_key)
         return 0;
