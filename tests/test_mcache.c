@@ -58,6 +58,37 @@ static void *exiting_thread(void *arg)
     return NULL;
 }
 
+/* Churns class k until its list stops growing. */
+static void churn_class(struct mcache *c, unsigned k, size_t n)
+{
+    void **w = malloc(n * sizeof *w);
+    CHECK(w != NULL);
+    for (uint32_t last = 0; last != c->free[k].max;) {
+        last = c->free[k].max;
+        for (int round = 0; round < 2; round++) {
+            for (size_t i = 0; i < n; i++)
+                w[i] = gort_malloc(class_to_size[k]);
+            for (size_t i = 0; i < n; i++)
+                gort_free(w[i]);
+        }
+    }
+    free(w);
+}
+
+/* With the budget spent, a class still grows to its floor, and no
+ * further. */
+static void *floor_thread(void *arg)
+{
+    (void)arg;
+    struct mcache *c = mcache_current();
+    c->listBytes = FREELIST_BUDGET;
+    churn_class(c, 5, 256);
+    CHECKF(c->free[5].max == freelist_floor(5), "48-byte list bound %u, floor %u", c->free[5].max,
+           freelist_floor(5));
+    CHECK(c->listBytes == FREELIST_BUDGET);
+    return NULL;
+}
+
 int main(void)
 {
     gort_free(gort_malloc(8 << 20));   /* start the scavenger up front */
@@ -113,9 +144,17 @@ int main(void)
         free(w);
     }
     uint64_t bound = 0;
-    for (unsigned k = 2; k < _NumSizeClasses; k++)
-        bound += (uint64_t)c->free[k].max * class_to_size[k];
+    for (unsigned k = 2; k < _NumSizeClasses; k++) {
+        uint32_t floor = freelist_floor(k);
+        if (c->free[k].max > floor)
+            bound += (uint64_t)(c->free[k].max - floor) * class_to_size[k];
+    }
     CHECK(bound == c->listBytes && bound <= FREELIST_BUDGET && bound > FREELIST_BUDGET / 2);
+    {
+        pthread_t t;
+        pthread_create(&t, NULL, floor_thread, NULL);
+        pthread_join(t, NULL);
+    }
     free(v);
 
     /* calloc never takes a dirty listed object without clearing it. */

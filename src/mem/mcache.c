@@ -75,8 +75,6 @@ uintptr_t freelist_key;
  * (callgrind; 64 objects or 32 KiB gave 308.4 M on larson, but the
  * python3 workload 1 % slower, within its noise). */
 #define FREELIST_START 2
-#define FREELIST_FLOOR_OBJECTS 32u
-#define FREELIST_FLOOR_BYTES (16u << 10)
 #ifndef FREELIST_CAP_BYTES
 #define FREELIST_CAP_BYTES (4u << 20)
 #endif
@@ -94,9 +92,7 @@ static uint32_t freelist_cap(unsigned cls)
  * budget: those past its floor. */
 static uint64_t freelist_budgetBytes(unsigned cls, uint32_t max)
 {
-    uint32_t floor = FREELIST_FLOOR_BYTES / class_to_size[cls];
-    if (floor > FREELIST_FLOOR_OBJECTS)
-        floor = FREELIST_FLOOR_OBJECTS;
+    uint32_t floor = freelist_floor(cls);
     return max > floor ? (uint64_t)(max - floor) * class_to_size[cls] : 0;
 }
 
