@@ -209,6 +209,25 @@ static void case_double_free_large_kept(void)
     free(again);
 }
 
+/* Every allocation sampled: the first ones lie on pages of their own. */
+static void case_double_free_sampled(void)
+{
+    gort_set_memprofile_rate(1);
+    void *p = malloc(40);
+    announce(p);
+    void *again = hidep(p);
+    free(p);
+    free(again);
+}
+
+static void case_interior_sampled(void)
+{
+    gort_set_memprofile_rate(1);
+    char *p = malloc(40);
+    announce(p + 16);
+    free(hidep(p + 16));
+}
+
 /* ---- the harness -------------------------------------------------------- */
 
 enum expect {
@@ -350,11 +369,13 @@ int main(void)
     run_case("double free large", case_double_free_large, EXPECT_DOUBLE_OR_INVALID);
     run_case("double free large, neighbour kept", case_double_free_large_kept,
              EXPECT_DOUBLE_OR_INVALID);
+    run_case("double free sampled small", case_double_free_sampled, EXPECT_DOUBLE_FREE);
+    run_case("free(sampled small + 16)", case_interior_sampled, EXPECT_INVALID_FREE);
 
     CHECKF(failures == 0, "%d error case(s) failed", failures);
     for (int i = 0; i < 100; i++)
         CHECK(((unsigned char *)mine)[i] == 7);
     free(mine);
-    printf("test_errors: ok (17 cases)\n");
+    printf("test_errors: ok (19 cases)\n");
     return 0;
 }

@@ -9,12 +9,15 @@
  * argument and a different environment.
  */
 #include "gort.h"
+#include "mem/arena.h"
+#include "mem/mspan.h"
 #include "prof/mprof.h"
 #include "prof/pprof.h"
 #include "check.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -273,6 +276,85 @@ __attribute__((noinline)) static void churn(void)
            "in-use bytes off by more than %.1f%%", 500 / sqrt((double)live_samples));
 }
 
+/* GODEBUG=memprofilerate=1: a sampled small object is put on a page of its
+ * own (so that frees of its neighbours stay on the fast path), while at
+ * most 64 such pages are alive; the rest are sampled where they lie.
+ * Either way the object behaves as any other of its class. */
+static int on_own_page(const void *p)
+{
+    const struct mspan *s = span_of((uintptr_t)p);
+    return s->spanclass == 0 && s->sampledClass != 0 && (uintptr_t)p == s->startAddr;
+}
+
+static int run_pages(void)
+{
+    CHECK(gort_memprofile_rate() == 1);
+    enum { N = 200 };
+    static unsigned char *p[N];
+    /* Resized in place within its class, moved past it; and past the
+     * small sizes (its page is no large block to grow in place). */
+    unsigned char *q = malloc(24);
+    CHECK(q != NULL && on_own_page(q));
+    memset(q, 9, 24);
+    unsigned char *r = realloc(q, 20);
+    CHECK(r == q);
+    r = realloc(r, 5000);
+    CHECK(r != NULL && r != q && r[19] == 9);
+    free(r);
+    q = malloc(24);
+    CHECK(q != NULL && on_own_page(q));
+    memset(q, 9, 24);
+    r = realloc(q, 40000);
+    CHECKF(r != NULL && malloc_usable_size(r) >= 40000, "realloc(sampled 24 -> 40000): usable %zu",
+           r ? malloc_usable_size(r) : 0);
+    CHECK(r[23] == 9);
+    memset(r, 1, 40000);
+    free(r);
+
+    struct gort_memstats before, during, after;
+    gort_memstats(&before);
+    int own = 0;
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(24);
+        CHECK(p[i] != NULL);
+        memset(p[i], i, 24);
+        own += on_own_page(p[i]);
+        CHECKF(malloc_usable_size(p[i]) == 24, "object %d (%p): usable size %zu", i,
+               (void *)p[i], malloc_usable_size(p[i]));
+        CHECK(mprof_lookup((uintptr_t)p[i]) != NULL);
+    }
+    /* The program's own earlier samples (stdio, the loader) may hold some. */
+    CHECKF(own >= 32 && own <= 64, "%d of %d sampled objects on pages of their own", own, N);
+    gort_memstats(&during);
+    CHECKF(during.by_size[3].mallocs - before.by_size[3].mallocs == N, "24-byte mallocs %lu",
+           (unsigned long)(during.by_size[3].mallocs - before.by_size[3].mallocs));
+    CHECK(during.by_size[0].mallocs == before.by_size[0].mallocs);
+    for (int i = 0; i < N; i++) {
+        CHECK(p[i][0] == (unsigned char)i && p[i][23] == (unsigned char)i);
+        free(p[i]);
+    }
+    gort_memstats(&after);
+    CHECKF(after.by_size[3].frees - before.by_size[3].frees ==
+               after.by_size[3].mallocs - before.by_size[3].mallocs,
+           "24-byte objects: %lu allocated, %lu freed",
+           (unsigned long)(after.by_size[3].mallocs - before.by_size[3].mallocs),
+           (unsigned long)(after.by_size[3].frees - before.by_size[3].frees));
+    CHECK(after.by_size[0].frees - before.by_size[0].frees ==
+          after.by_size[0].mallocs - before.by_size[0].mallocs);
+    /* The pages are used again by the next samples. */
+    own = 0;
+    for (int i = 0; i < N; i++) {
+        p[i] = calloc(1, 24);
+        CHECK(p[i] != NULL && p[i][0] == 0 && p[i][23] == 0);
+        own += on_own_page(p[i]);
+    }
+    CHECK(own >= 32);
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    CHECK(malloc_trim(0) >= 0);
+    return 0;
+}
+
 /* GODEBUG=memprofilerate=0: nothing is ever recorded. */
 static int run_rate0(void)
 {
@@ -325,6 +407,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "rate0") == 0)
         return run_rate0();
+    if (argc > 1 && strcmp(argv[1], "pages") == 0)
+        return run_pages();
     if (argc > 1 && strcmp(argv[1], "churn") == 0) {
         churn();
         return 0;
@@ -348,6 +432,8 @@ int main(int argc, char **argv)
 
     const char *env0[] = {"GODEBUG=memprofilerate=0", NULL};
     CHECKF(run_child(selfpath, "rate0", env0) == 0, "rate 0 child failed");
+    const char *env1[] = {"GODEBUG=memprofilerate=1", NULL};
+    CHECKF(run_child(selfpath, "pages", env1) == 0, "sampled pages child failed");
     const char *envc[] = {"GODEBUG=memprofilerate=65536", NULL};
     CHECKF(run_child(selfpath, "churn", envc) == 0, "churn child failed");
 

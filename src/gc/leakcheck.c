@@ -39,8 +39,10 @@ uintptr_t malloc_block_of(uintptr_t p, struct mspan **sp, unsigned *idxp, uintpt
     if (!s || s->state != mSpanInUse || s->gc || p < s->startAddr ||
         p - s->startAddr >= (s->npages << _PageShift))
         return 0;
+    if (s->sampledClass == SPAN_SAMPLED_KEPT)
+        return 0;   /* free, kept for a sampled object */
     unsigned idx = 0;
-    uintptr_t base = s->startAddr, size = s->npages << _PageShift;
+    uintptr_t base = s->startAddr, size = span_largeBytes(s);
     if (s->spanclass != 0) {
         idx = (unsigned)(((uint64_t)(p - s->startAddr) * s->divMul) >> 32);
         if (idx >= s->nelems)
@@ -136,11 +138,11 @@ static void leak_add(uintptr_t addr, uintptr_t size)
 static void collect_span(struct mspan *s, void *arg)
 {
     (void)arg;
-    if (s->roots)
-        return;   /* uncollectable blocks are roots, not leaks */
+    if (s->roots || s->sampledClass == SPAN_SAMPLED_KEPT)
+        return;   /* uncollectable blocks are roots, not leaks; a kept span is free */
     if (s->spanclass == 0) {
         if (!(s->gcmarkBits[0] & 1))
-            leak_add(s->startAddr, s->npages << _PageShift);
+            leak_add(s->startAddr, span_largeBytes(s));
         return;
     }
     for (unsigned i = 0; i < s->nelems; i++) {

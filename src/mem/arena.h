@@ -93,7 +93,8 @@ static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
 }
 
 /* Bit 7 of a page's class byte: the page holds objects sampled by the
- * heap profiler, how many in bits 24-30 (saturating at 127).  No class has
+ * heap profiler where they lay (most get a span of their own: malloc.c,
+ * malloc_sample), how many in bits 24-30 (saturating at 127).  No class has
  * bit 7, so free()'s fast path finds no class for an object of a marked
  * page and takes the slow path, which tells the profiler of the free and
  * unmarks the page with its last sampled object (or the page's hot,

@@ -85,6 +85,7 @@
 /* ---- Start-up --------------------------------------------------------- */
 
 static uint32_t init_state;   /* 0 none, 1 in progress, 2 done */
+static rtmutex sampledLock;   /* sampled objects' kept spans (below) */
 
 /* The heap profiler's walks first (one under way may be inside the
  * loader's lock, which fork does not take: unwind.h), then its locks, then
@@ -94,6 +95,7 @@ static void atfork_prepare(void)
 {
     unwind_fork_prepare();
     mprof_fork_prepare();
+    gort_lock(&sampledLock);
     mcache_lock_all();
     mcentral_lock_all();
     mheap_lock_all();
@@ -104,6 +106,7 @@ static void atfork_parent(void)
     mheap_unlock_all();
     mcentral_unlock_all();
     mcache_unlock_all();
+    gort_unlock(&sampledLock);
     mprof_fork_parent();
     unwind_fork_parent();
 }
@@ -112,6 +115,7 @@ static void atfork_child(void)
 {
     unwind_fork_child();
     mprof_fork_child();
+    gort_lock_reinit(&sampledLock);
     mheap_reinit_locks();
     mcentral_reinit_locks();
     gc_fork_child_locks();
@@ -219,23 +223,122 @@ static inline bool sample_due(struct mcache *c, int64_t size)
 #endif
 }
 
-__attribute__((noinline)) static void *malloc_sample(struct mcache *c, void *p, size_t size)
+/* A sampled small object's page sends every free on it to free's slow
+ * path (arena.h), which costs a program of small objects a few per cent of
+ * its frees.  So a sampled small object gets a span of its own instead, as
+ * TCMalloc does, and the object taken for it goes back unused.  Such spans
+ * cost a page each: past SAMPLED_SPANS_MAX of them alive (a low rate), a
+ * sampled object stays where it was and its page is marked. */
+#define SAMPLED_SPANS_MAX 64
+static uint32_t sampledSpans;
+
+/* Freed one-page sampled spans are kept for the next samples, up to
+ * SAMPLED_KEEP of them: handed back to the page heap, each left a one-page
+ * hole between class spans that needed more, and larson's peak RSS grew
+ * by 1.4 MiB of pages touched once. */
+#define SAMPLED_KEEP 32
+static struct mspan *sampledKept[SAMPLED_KEEP];
+static unsigned nsampledKept;
+
+static struct mspan *sampled_take(void)
+{
+    struct mspan *s = NULL;
+    gort_lock(&sampledLock);
+    if (nsampledKept)
+        s = sampledKept[--nsampledKept];
+    gort_unlock(&sampledLock);
+    return s;
+}
+
+/* Frees s, a span of one sampled object. */
+static void sampled_free(struct mspan *s)
+{
+    __atomic_fetch_sub(&sampledSpans, 1, __ATOMIC_RELAXED);
+    if (s->npages == 1) {
+        gort_lock(&sampledLock);
+        if (nsampledKept < SAMPLED_KEEP) {
+            s->sampledClass = SPAN_SAMPLED_KEPT;
+            s->needzero = 1;
+            if (s->roots) {
+                __atomic_store_n(&s->roots, 0, __ATOMIC_RELEASE);
+                arena_setRootPage(s->startAddr, 0);
+            }
+            sampledKept[nsampledKept++] = s;
+            s = NULL;
+        }
+        gort_unlock(&sampledLock);
+        if (!s)
+            return;
+    }
+    mheap_free(s);
+}
+
+/* Hands the kept spans back (malloc_trim). */
+static void sampled_release(void)
+{
+    for (struct mspan *s; (s = sampled_take()) != NULL;)
+        mheap_free(s);
+}
+
+static void mcache_putBack(struct mcache *c, spanClass spc, void *p);
+
+/* A span of its own for a sampled object of span class spc, or NULL. */
+static void *sampled_span(spanClass spc)
+{
+    if (__atomic_fetch_add(&sampledSpans, 1, __ATOMIC_RELAXED) >= SAMPLED_SPANS_MAX) {
+        __atomic_fetch_sub(&sampledSpans, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    unsigned cls = spanClass_sizeclass(spc);
+    uintptr_t npages = (class_to_size[cls] + _PageMask) >> _PageShift;
+    struct mspan *s = npages == 1 ? sampled_take() : NULL;
+    if (!s)
+        s = mheap_alloc(npages, 0, 0);
+    if (!s) {
+        __atomic_fetch_sub(&sampledSpans, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    s->sampledClass = (uint8_t)cls;
+    if (spanClass_noscan(spc)) {        /* gort_malloc_uncollectable's */
+        __atomic_store_n(&s->roots, 1, __ATOMIC_RELEASE);
+        arena_setRootPage(s->startAddr, 1);
+    }
+    return (void *)s->startAddr;
+}
+
+/* Records a sample: p (size bytes) was just taken for c's malloc, from c's
+ * list or span of class spc (0: p is a large object). */
+__attribute__((noinline)) static void *malloc_sample(struct mcache *c, void *p, size_t size,
+                                                     spanClass spc)
 {
     __atomic_store_n(&c->next_sample, mprof_nextSample(), __ATOMIC_RELAXED);
-    if (size <= _MaxSmallSize)
-        arena_markSampled((uintptr_t)p);
+    if (spc != 0) {
+        void *q = sampled_span(spc);
+        if (q) {
+            mcache_putBack(c, spc, p);
+            p = q;
+        } else {
+            arena_markSampled((uintptr_t)p);
+        }
+    }
     mprof_malloc(p, size);
     return p;
 }
 
+/* The fast path's: p came off the list of the class whose size is size. */
+__attribute__((noinline)) static void *malloc_sampleListed(struct mcache *c, void *p, size_t size)
+{
+    return malloc_sample(c, p, size, makeSpanClass((uint8_t)size_to_class(size), 0));
+}
+
 /* The slow paths' version of the fast path's check. */
-static inline void *malloc_count_sample(void *p, size_t size)
+static inline void *malloc_count_sample(void *p, size_t size, spanClass spc)
 {
     struct mcache *c = tls_mcache;
     /* (The shared static caches never sample: not theirs to count.) */
     if (p && c != &mcache_bootstrap && c != &mcache_exited &&
         __builtin_expect(sample_due(c, (int64_t)size), 0))
-        return malloc_sample(c, p, size);
+        return malloc_sample(c, p, size, spc);
     return p;
 }
 
@@ -256,7 +359,7 @@ static void *malloc_large(size_t size, size_t align)
         return NULL;
     }
     count_alloc(mcache_current(), 0, npages << _PageShift);
-    return malloc_count_sample((void *)s->startAddr, npages << _PageShift);
+    return malloc_count_sample((void *)s->startAddr, npages << _PageShift, 0);
 }
 
 /* Where malloc_class takes an object from. */
@@ -300,7 +403,7 @@ static void *malloc_class(unsigned cls, int from)
         return NULL;
     }
     count_alloc(c, cls, 0);
-    return malloc_count_sample(p, class_to_size[cls]);
+    return malloc_count_sample(p, class_to_size[cls], spc);
 }
 
 __attribute__((noinline)) static void *malloc_slow(size_t size)
@@ -327,7 +430,7 @@ void *gort_malloc(size_t size)
     if (__builtin_expect(p != NULL, 1)) {
         mcache_count(&fl->nmalloc, 1);
         if (__builtin_expect(sample_due(c, class_to_size[cls]), 0))
-            return malloc_sample(c, p, class_to_size[cls]);
+            return malloc_sampleListed(c, p, class_to_size[cls]);
         return p;
     }
     return malloc_slow(size);
@@ -390,12 +493,19 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     int saved_errno = errno;
     uintptr_t p = (uintptr_t)ptr;
     struct mspan *s = span_of_checked(p, fn);
+    if (s->sampledClass == SPAN_SAMPLED_KEPT)
+        throw_bad_pointer(fn, "double free detected", p);
     if (__atomic_load_n(&mprof_any, __ATOMIC_RELAXED) && mprof_free(ptr) && s->spanclass != 0)
         arena_unmarkSampled(p);
     struct mcache *c = mcache_current();
     if (s->spanclass == 0) {
-        count_free(c, 0, s->npages << _PageShift);
-        mheap_free(s);
+        if (s->sampledClass) {
+            count_free(c, s->sampledClass, 0);
+            sampled_free(s);
+        } else {
+            count_free(c, 0, s->npages << _PageShift);
+            mheap_free(s);
+        }
         errno = saved_errno;
         return;
     }
@@ -410,13 +520,26 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     if (c && cls > 1) {
         freelist_pushFull(c, cls, ptr);
     } else if (c && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
-        s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
-        span_setAllocCount(s, s->allocCount - 1u);
-        s->needzero = 1;
+        span_freeOwned(s, idx);
     } else {
         mcentral_remoteFree(s, ptr);
     }
     errno = saved_errno;
+}
+
+/* Puts p, an object c has just taken from its list or span of class spc
+ * for a malloc, back unused (its malloc stays counted: for the object
+ * that replaced it). */
+static void mcache_putBack(struct mcache *c, spanClass spc, void *p)
+{
+    unsigned cls = spanClass_sizeclass(spc);
+    if (cls > 1) {
+        freelist_pushFull(c, cls, p);
+    } else {
+        /* Class 1 never lists: p came from c's span. */
+        struct mspan *s = c->alloc[spc];
+        span_freeOwned(s, (unsigned)span_objIndex(s, (uintptr_t)p));
+    }
 }
 
 /* The class byte of p's page in the arena's dense pageinfo (0 for any page
@@ -506,7 +629,7 @@ void gort_free(void *ptr)
 
 static size_t usable_size(const struct mspan *s)
 {
-    return s->spanclass == 0 ? s->npages << _PageShift : s->elemsize;
+    return s->spanclass == 0 ? span_largeBytes(s) : s->elemsize;
 }
 
 void *gort_calloc(size_t nmemb, size_t size)
@@ -577,7 +700,8 @@ void *gort_realloc(void *ptr, size_t size)
          * it stays only if the size fits). */
         if (s->spanclass == 0 && size <= _MaxSmallSize && size <= old && size >= old / 2)
             return ptr;
-        if (s->spanclass == 0 && size > _MaxSmallSize && size <= maxAlloc) {
+        /* (A sampled small object's span is not a large block to grow.) */
+        if (s->spanclass == 0 && !s->sampledClass && size > _MaxSmallSize && size <= maxAlloc) {
             uintptr_t npages = (size + _PageMask) >> _PageShift;
             uintptr_t oldpages = s->npages;
             if (mheap_resize(s, npages)) {
@@ -707,6 +831,7 @@ int gort_malloc_trim(size_t pad)
     struct mcache *c = tls_mcache;
     if (c != &mcache_bootstrap && c != &mcache_exited)
         mcache_releaseMalloc(c);
+    sampled_release();
     return scavenge_release(UINT64_MAX, NULL, UINT64_MAX) > 0;
 }
 

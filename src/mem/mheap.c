@@ -345,6 +345,7 @@ static struct mspan *mheap_allocSpan(uintptr_t npages, uintptr_t align, spanClas
     s->sizeclass = spanClass_sizeclass(sc);
     s->sweepgen = 0;
     s->gc = 0;
+    s->sampledClass = 0;
     __atomic_store_n(&s->roots, (uint8_t)(kind == spanMalloc && spanClass_noscan(sc)), __ATOMIC_RELAXED);
     if (s->roots)
         arena_setRootPage(s->startAddr, 1);

@@ -60,6 +60,8 @@ enum {
 static inline void *xfree_head(uintptr_t w) { return (void *)(w & XFREE_PTRMASK); }
 static inline unsigned xfree_count(uintptr_t w) { return (unsigned)(w >> 48); }
 
+#define SPAN_SAMPLED_KEPT 0xffu
+
 struct mspan {
     struct mspan *next;       /* list links: mcentral lists, mheap free index */
     struct mspan *prev;
@@ -107,6 +109,10 @@ struct mspan {
      * a cache marked every slot then free after it (malloc_gc.c); the
      * sweep drops the marks of slots never handed out. */
     uint8_t premarked;
+    /* malloc's large span that holds one sampled small object of this
+     * class (malloc.c, malloc_sample), SPAN_SAMPLED_KEPT while it is kept
+     * free for the next, else 0. */
+    uint8_t sampledClass;
     uintptr_t largeSize;      /* large object: the bytes asked for (scan limit) */
     const struct gort_type *largeType;  /* large typed object: its type */
     /* Small scan span: the one kind of object all its slots hold (a type,
@@ -180,6 +186,21 @@ static inline int span_isAllocated(const struct mspan *s, unsigned idx)
 static inline void span_setAllocCount(struct mspan *s, unsigned n)
 {
     __atomic_store_n(&s->allocCount, (uint16_t)n, __ATOMIC_RELAXED);
+}
+
+/* The block of a malloc span of class 0: the whole span, or the sampled
+ * small object it holds. */
+static inline uintptr_t span_largeBytes(const struct mspan *s)
+{
+    return s->sampledClass ? class_to_size[s->sampledClass] : s->npages << _PageShift;
+}
+
+/* Frees object idx of s, a span the caller's cache owns. */
+static inline void span_freeOwned(struct mspan *s, unsigned idx)
+{
+    s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
+    span_setAllocCount(s, s->allocCount - 1u);
+    s->needzero = 1;
 }
 
 static inline unsigned span_allocCount(const struct mspan *s)
