@@ -173,6 +173,20 @@ static void case_double_free_small(void)
     free(again);
 }
 
+/* 8-byte objects have no room for the list key: their span's bit shows it. */
+static void case_double_free_tiny(void)
+{
+    void *a = malloc(8);
+    void *p = malloc(8);
+    void *b = malloc(8);
+    sink = a;
+    sink = b;
+    announce(p);
+    void *again = hidep(p);
+    free(p);
+    free(again);
+}
+
 static void case_double_free_small_gort(void)
 {
     void *a = gort_malloc(48);
@@ -366,6 +380,7 @@ int main(void)
     run_case("gort_realloc(large + 8192)", case_realloc_interior_large, EXPECT_INVALID_REALLOC);
     run_case("double free small", case_double_free_small, EXPECT_DOUBLE_FREE);
     run_case("gort double free small", case_double_free_small_gort, EXPECT_DOUBLE_FREE);
+    run_case("double free 8 bytes", case_double_free_tiny, EXPECT_DOUBLE_FREE);
     run_case("double free large", case_double_free_large, EXPECT_DOUBLE_OR_INVALID);
     run_case("double free large, neighbour kept", case_double_free_large_kept,
              EXPECT_DOUBLE_OR_INVALID);
@@ -376,6 +391,6 @@ int main(void)
     for (int i = 0; i < 100; i++)
         CHECK(((unsigned char *)mine)[i] == 7);
     free(mine);
-    printf("test_errors: ok (19 cases)\n");
+    printf("test_errors: ok (20 cases)\n");
     return 0;
 }
