@@ -75,12 +75,17 @@ static void churn_class(struct mcache *c, unsigned k, size_t n)
     free(w);
 }
 
-/* With the budget spent, a class still grows to its floor, and no
- * further. */
+/* One class may take the whole budget (the 2 objects every list starts
+ * with are not charged to it); with the budget spent, a class still grows
+ * to its floor, and no further. */
 static void *floor_thread(void *arg)
 {
     (void)arg;
     struct mcache *c = mcache_current();
+    CHECK(c->listBytes == 0);
+    churn_class(c, 2, 262144);
+    CHECKF(c->free[2].max == 262144, "16-byte list bound %u, budget used %lu", c->free[2].max,
+           (unsigned long)c->listBytes);
     c->listBytes = FREELIST_BUDGET;
     churn_class(c, 5, 256);
     CHECKF(c->free[5].max == freelist_floor(5), "48-byte list bound %u, floor %u", c->free[5].max,

@@ -73,7 +73,13 @@ uintptr_t freelist_key;
  * took.  At most 16 KiB a class, about 1 MiB a thread if every class is
  * used; larson 326.0 -> 313.7 M instructions, sizes-1t 457.2 -> 452.9 M
  * (callgrind; 64 objects or 32 KiB gave 308.4 M on larson, but the
- * python3 workload 1 % slower, within its noise). */
+ * python3 workload 1 % slower, within its noise).  The 2 objects every
+ * list starts with are under the floor too: charged to the budget, the
+ * largest classes' (2 x 32 KiB ...) took 470 KiB of it before anything
+ * ran, and a class that had 2 MiB could not double to the 4 MiB meant
+ * for it (binary-trees 17: 3274 -> 3150 M instructions once it can; a
+ * class growing by what is left of the budget instead of doubling cost
+ * larson 1.7 %). */
 #define FREELIST_START 2
 #ifndef FREELIST_CAP_BYTES
 #define FREELIST_CAP_BYTES (4u << 20)

@@ -143,14 +143,14 @@ void mcache_growList(struct mcache *c, unsigned cls, uint32_t limit);
 #endif
 
 /* Each list's first objects, up to FREELIST_FLOOR_OBJECTS or
- * FREELIST_FLOOR_BYTES of them, are outside the budget (mcache.c says
- * why). */
+ * FREELIST_FLOOR_BYTES of them but never fewer than the 2 every list
+ * starts with, are outside the budget (mcache.c says why). */
 #define FREELIST_FLOOR_OBJECTS 32u
 #define FREELIST_FLOOR_BYTES (16u << 10)
 static inline uint32_t freelist_floor(unsigned cls)
 {
     uint32_t n = FREELIST_FLOOR_BYTES / class_to_size[cls];
-    return n > FREELIST_FLOOR_OBJECTS ? FREELIST_FLOOR_OBJECTS : n;
+    return n > FREELIST_FLOOR_OBJECTS ? FREELIST_FLOOR_OBJECTS : n < 2 ? 2 : n;
 }
 
 /* How far a list grows from frees alone: enough that a thread which only
