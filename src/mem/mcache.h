@@ -12,9 +12,9 @@
  * thread pushes the object on its class's list and the next malloc of the
  * class pops it, with no lock, no atomic and no bitmap work.  Objects on a
  * list still count as allocated in their span; when a list grows past its
- * bound, the older half goes back to the spans in per-span chains
- * (mcache_flushList).  Word 1 of a listed object holds freelist_key, so a
- * second free of it is caught (8-byte objects have no word 1: class 1
+ * bound, its newer half (from the head) goes back to the spans in per-span
+ * chains (mcache_flushList).  Word 1 of a listed object holds freelist_key,
+ * so a second free of it is caught (8-byte objects have no word 1: class 1
  * always frees into the span bitmap).
  *
  * The cache is bounded: one span per span class, and lists of at most
