@@ -1173,6 +1173,34 @@ static int mode_populate(void)
     return 0;
 }
 
+/* A thread whose stop the signal answered keeps that stop's ask; once it
+ * has left the registry (a thread's exit: its cache's collected spans go
+ * back after), the next nosuspend section it leaves must not try to stop
+ * (it dereferenced its gone registration). */
+static void *unregistered_thread(void *arg)
+{
+    static void *slot;
+    void **obj = gort_new(2 * sizeof(void *));
+    CHECK(obj != NULL && gctls.self != NULL);
+    gcthread_unregister();
+    CHECK(gctls.self == NULL && gctls.pending == 0);
+    __atomic_store_n(&gctls.pending, 1, __ATOMIC_RELAXED);   /* the stale ask */
+    gort_store(&slot, arg);
+    CHECK(gctls.pending == 0 && slot == arg);
+    return NULL;
+}
+
+static int mode_unregistered(void)
+{
+    pthread_t t;
+    static int token;
+    CHECK(pthread_create(&t, NULL, unregistered_thread, &token) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    gort_gc();
+    printf("unregistered: a stale ask after leaving the registry is dropped\n");
+    return 0;
+}
+
 static int mode_trace(void)
 {
     node *l = make_list(30000, 1);
@@ -1205,6 +1233,7 @@ static int run_mode(void)
     if (!strcmp(mode, "stops")) return mode_stops();
     if (!strcmp(mode, "trace")) return mode_trace();
     if (!strcmp(mode, "populate")) return mode_populate();
+    if (!strcmp(mode, "unregistered")) return mode_unregistered();
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
 }
@@ -1274,6 +1303,10 @@ int main(int argc, char **argv)
     if (selected("stops")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1", "GOMAXPROCS=2", NULL};
         expect_case("stops", conc, 60);
+    }
+    if (selected("unregistered")) {
+        const char *conc[] = {"GODEBUG=gcconcurrent=1", NULL};
+        expect_case("unregistered", conc, 30);
     }
     if (selected("scavenge")) {
         const char *conc[] = {"GODEBUG=gcconcurrent=1,scavengedelay=60000", NULL};

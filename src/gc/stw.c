@@ -140,7 +140,10 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx)
         errno = saved;
         return;
     }
-    /* uctx (the interrupted registers) lies above this frame. */
+    /* The signal answers this stop's ask too (a later stop's ask, set
+     * after this clear, stands).  uctx (the interrupted registers) lies
+     * above this frame. */
+    __atomic_store_n(&gctls.pending, 0, __ATOMIC_RELAXED);
     ack_and_wait(gc_current_sp());
     errno = saved;
 }
@@ -150,6 +153,12 @@ __attribute__((noinline)) void gcsuspend_deferred(void)
     /* (Set by a stop's ask, a release store after its new epoch.) */
     __atomic_store_n(&gctls.pending, 0, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    /* An ask that came while the thread was still registered, answered by
+     * the signal instead, may be found only once the thread has left the
+     * registry (a collected allocation in a late destructor): no stop
+     * waits for it any more. */
+    if (!gctls.self)
+        return;
     gc_spill_registers();
     ack_and_wait(gc_current_sp());
     /* No tail call: the registers spilled in this frame (the caller's
@@ -290,6 +299,7 @@ void gcthread_unregister(void)
     if (t->next)
         t->next->prev = t->prev;
     gctls.self = NULL;
+    __atomic_store_n(&gctls.pending, 0, __ATOMIC_RELAXED);
     gort_unlock(&regLock);
     pthread_setspecific(regKey, NULL);
     gort_free(t);
