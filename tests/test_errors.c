@@ -234,6 +234,17 @@ static void case_double_free_sampled(void)
     free(again);
 }
 
+/* Its span is kept for the next sample: still a freed block. */
+static void case_realloc_freed_sampled(void)
+{
+    gort_set_memprofile_rate(1);
+    void *p = malloc(40);
+    announce(p);
+    void *again = hidep(p);
+    free(p);
+    sink = realloc(again, 100);
+}
+
 static void case_interior_sampled(void)
 {
     gort_set_memprofile_rate(1);
@@ -386,11 +397,12 @@ int main(void)
              EXPECT_DOUBLE_OR_INVALID);
     run_case("double free sampled small", case_double_free_sampled, EXPECT_DOUBLE_FREE);
     run_case("free(sampled small + 16)", case_interior_sampled, EXPECT_INVALID_FREE);
+    run_case("realloc(freed sampled small)", case_realloc_freed_sampled, EXPECT_DOUBLE_OR_INVALID);
 
     CHECKF(failures == 0, "%d error case(s) failed", failures);
     for (int i = 0; i < 100; i++)
         CHECK(((unsigned char *)mine)[i] == 7);
     free(mine);
-    printf("test_errors: ok (20 cases)\n");
+    printf("test_errors: ok (21 cases)\n");
     return 0;
 }

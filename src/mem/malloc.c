@@ -449,12 +449,14 @@ static struct mspan *span_of_checked(uintptr_t p, const char *fn)
 {
     struct mspan *s = span_of(p);
     if (s && span_contains(s, p)) {
+        /* (A kept sampled span is free, though its pages are not.) */
+        bool freed = s->state == mSpanFree || s->sampledClass == SPAN_SAMPLED_KEPT;
         if (s->state == mSpanInUse && s->gc)
             throw_bad_pointer(fn, "pointer to a collected object (gort_new)", p);
-        if (s->state == mSpanInUse) {
+        if (s->state == mSpanInUse && !freed) {
             if (s->spanclass == 0 ? p == s->startAddr : span_objIndex(s, p) >= 0)
                 return s;
-        } else if (s->state == mSpanFree && p == s->startAddr) {
+        } else if (freed && p == s->startAddr) {
             throw_bad_pointer(fn, "double free detected", p);
         }
     }
@@ -493,8 +495,6 @@ __attribute__((noinline)) static void free_slow(void *ptr, const char *fn)
     int saved_errno = errno;
     uintptr_t p = (uintptr_t)ptr;
     struct mspan *s = span_of_checked(p, fn);
-    if (s->sampledClass == SPAN_SAMPLED_KEPT)
-        throw_bad_pointer(fn, "double free detected", p);
     if (__atomic_load_n(&mprof_any, __ATOMIC_RELAXED) && mprof_free(ptr) && s->spanclass != 0)
         arena_unmarkSampled(p);
     struct mcache *c = mcache_current();
