@@ -277,7 +277,8 @@ static uint8_t *filter;
 
 static inline uint8_t *filter_slot(uint64_t h)
 {
-    return &filter[h >> (64 - FILTER_BITS)];
+    /* (Set once, by a compare-and-swap that others may be racing.) */
+    return &__atomic_load_n(&filter, __ATOMIC_ACQUIRE)[h >> (64 - FILTER_BITS)];
 }
 
 static inline uint64_t addr_hash(uintptr_t p)
