@@ -158,6 +158,16 @@ static void case_realloc_interior_large(void)
     sink = gort_realloc(hidep(p + 8192), 10);
 }
 
+/* Announces p, then frees it twice (the second time through hidep, so the
+ * compiler cannot see the double free). */
+static void free_twice(void *p)
+{
+    announce(p);
+    void *again = hidep(p);
+    free(p);
+    free(again);
+}
+
 static void case_double_free_small(void)
 {
     void *keep[8];
@@ -167,10 +177,7 @@ static void case_double_free_small(void)
     void *keep2 = malloc(64);
     sink = keep[0];
     sink = keep2;
-    announce(p);
-    void *again = hidep(p);
-    free(p);
-    free(again);
+    free_twice(p);
 }
 
 /* 8-byte objects have no room for the list key: their span's bit shows it. */
@@ -181,10 +188,7 @@ static void case_double_free_tiny(void)
     void *b = malloc(8);
     sink = a;
     sink = b;
-    announce(p);
-    void *again = hidep(p);
-    free(p);
-    free(again);
+    free_twice(p);
 }
 
 static void case_double_free_small_gort(void)
@@ -204,10 +208,7 @@ static void case_double_free_large(void)
 {
     void *p = malloc(1 << 20);
     memset(p, 1, 1 << 20);
-    announce(p);
-    void *again = hidep(p);
-    free(p);
-    free(again);
+    free_twice(p);
 }
 
 static void case_double_free_large_kept(void)
@@ -217,10 +218,7 @@ static void case_double_free_large_kept(void)
     void *p = malloc(300000);
     void *q = malloc(300000);
     sink = q;
-    announce(p);
-    void *again = hidep(p);
-    free(p);
-    free(again);
+    free_twice(p);
 }
 
 /* Every allocation sampled: the first ones lie on pages of their own. */
@@ -228,10 +226,7 @@ static void case_double_free_sampled(void)
 {
     gort_set_memprofile_rate(1);
     void *p = malloc(40);
-    announce(p);
-    void *again = hidep(p);
-    free(p);
-    free(again);
+    free_twice(p);
 }
 
 /* Its span is kept for the next sample: still a freed block. */
