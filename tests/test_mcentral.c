@@ -39,18 +39,27 @@ static void *free_half(void *arg)
 }
 
 /* Frees objs[from..to) of s as a list flush does: straight into the bitmap
- * if s is parked (returns 1), or nothing if an mcache owns it (returns 0). */
-static int free_parked(struct mspan *s, void **objs, unsigned from, unsigned to)
+ * if s is parked (returns 1), or nothing if an mcache owns it (returns 0).
+ * The lock stays held in f until mcentral_parkedEnd. */
+static int free_parkedIn(struct parkedFlush *f, struct mspan *s, void **objs,
+                         unsigned from, unsigned to)
 {
-    struct mcentral *parked = mcentral_lockParked(s);
-    if (!parked)
+    if (!mcentral_parkedBegin(f, s))
         return 0;
     for (unsigned i = from; i < to; i++) {
         long idx = span_objIndex(s, (uintptr_t)objs[i]);
         s->allocBits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
     }
-    mcentral_unlockParked(parked, s, to - from);
+    mcentral_parkedDone(f, s, to - from);
     return 1;
+}
+
+static int free_parked(struct mspan *s, void **objs, unsigned from, unsigned to)
+{
+    struct parkedFlush f = {0};
+    int parked = free_parkedIn(&f, s, objs, from, to);
+    mcentral_parkedEnd(&f);
+    return parked;
 }
 
 int main(void)
@@ -120,6 +129,30 @@ int main(void)
     void *o = span_nextFreeFast(s);
     CHECK(free_parked(s, &o, 0, 1) == 0 && span_isAllocated(s, (unsigned)span_objIndex(s, (uintptr_t)o)));
     mcentral_uncacheSpan(c, s);
+    CHECK(free_parked(s, &o, 0, 1) && s->state != mSpanInUse);
+
+    /* One hold of the lock serves several spans: the first emptied waits
+     * off the lists, still in use, until parkedEnd drops the lock. */
+    static void *objs2[_MaxSpanElems];
+    s = mcentral_cacheSpan(c, &owner);
+    n = fill(s, objs);
+    mcentral_uncacheSpan(c, s);
+    struct mspan *s2 = mcentral_cacheSpan(c, &owner);
+    unsigned n2 = fill(s2, objs2);
+    mcentral_uncacheSpan(c, s2);
+    CHECK(s != s2 && s->inList == inListFull && s2->inList == inListFull);
+    struct parkedFlush f = {0};
+    CHECK(free_parkedIn(&f, s, objs, 0, n));
+    CHECK(f.held == c && c->lock.state != 0);
+    CHECK(s->state == mSpanInUse && s->inList == inListNone && f.emptied == s);
+    CHECK(free_parkedIn(&f, s2, objs2, 0, 1));
+    CHECK(s2->inList == inListPartial && s2->allocCount == n2 - 1);
+    inuse = mheap_.pagesInUse;
+    mcentral_parkedEnd(&f);
+    CHECK(f.held == NULL && c->lock.state == 0 && f.emptied == NULL);
+    CHECK(s->state != mSpanInUse && mheap_.pagesInUse == inuse - 6);
+    CHECK(free_parked(s2, objs2, 1, n2));
+    CHECK(s2->state != mSpanInUse);
 
     /* Two threads racing to free a parked span's objects: it goes back to
      * mheap exactly once. */

@@ -358,6 +358,7 @@ static unsigned freelist_takeRun(struct freelist *fl, struct mspan *s, unsigned 
 void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
 {
     struct freelist *fl = &c->free[cls];
+    struct parkedFlush parked = {0};
     while (freelist_len(fl) > keep) {
         void *head = fl->head, *tail;
         if (!head) {            /* a fork child's list may be short */
@@ -367,21 +368,22 @@ void mcache_flushList(struct mcache *c, unsigned cls, unsigned keep)
         /* The longest run of objects from one span goes back in one go. */
         struct mspan *s = span_of((uintptr_t)head);
         unsigned want = freelist_len(fl) - keep, n;
-        struct mcentral *parked;
         if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == c) {
             freelist_takeRun(fl, s, want, 1, &tail, &n);
             span_setAllocCount(s, s->allocCount - n);
             s->needzero = 1;    /* those slots may be handed out again now */
         } else if ((__atomic_load_n(&s->xfree, __ATOMIC_RELAXED) & XFREE_PARKED) &&
-                   (parked = mcentral_lockParked(s)) != NULL) {
+                   mcentral_parkedBegin(&parked, s)) {
             freelist_takeRun(fl, s, want, 1, &tail, &n);
-            mcentral_unlockParked(parked, s, n);
+            mcentral_parkedDone(&parked, s, n);
         } else {
             unsigned none;
+            mcentral_parkedEnd(&parked);
             n = freelist_takeRun(fl, s, want, 0, &tail, &none);
             mcentral_remoteFreeChain(s, head, tail, n);
         }
     }
+    mcentral_parkedEnd(&parked);
 }
 
 void mcache_releaseMalloc(struct mcache *c)

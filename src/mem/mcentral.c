@@ -100,30 +100,41 @@ void mcentral_uncacheSpan(struct mcentral *c, struct mspan *s)
     }
 }
 
-/* Parked span s, in c (whose lock is held; this releases it), may have
- * changed: w is its xfree word as last seen.  If every allocated object is
- * now on the stack the span is empty and goes back to mheap; otherwise, if
- * it has free objects (hasfree) but sits on the full list, it moves to
- * partial. */
-static void parked_settle(struct mcentral *c, struct mspan *s, uintptr_t w, int hasfree)
+/* Parked span s, in c (whose lock is held), may have changed: w is its
+ * xfree word as last seen.  If every allocated object is now on the stack
+ * the span is empty: it leaves the lists, its stack is collected, and it
+ * is returned for the caller to hand to mheap once the lock is dropped.
+ * Otherwise, if it has free objects (hasfree) but sits on the full list,
+ * it moves to partial, and NULL is returned. */
+static struct mspan *parked_settle(struct mcentral *c, struct mspan *s, uintptr_t w,
+                                   int hasfree)
 {
     if (xfree_count(w) == s->allocCount) {
-        int saved_errno = errno;   /* free keeps errno */
         w = __atomic_exchange_n(&s->xfree, 0, __ATOMIC_ACQ_REL);
         list_remove(c, s);
         __atomic_store_n(&s->parkedIn, 0, __ATOMIC_RELAXED);
-        gort_unlock(&c->lock);
         span_collect(s, w);
-        mheap_free(s);
-        errno = saved_errno;
-        return;
+        return s;
     }
     if (s->inList == inListFull && hasfree) {
         __atomic_fetch_and(&s->xfree, ~XFREE_NOTIFY, __ATOMIC_RELAXED);
         list_remove(c, s);
         list_push(&c->partial, s, inListPartial);
     }
-    gort_unlock(&c->lock);
+    return NULL;
+}
+
+/* Hands spans that parked_settle emptied (linked by next) to mheap. */
+static void parked_freeEmptied(struct mspan *s)
+{
+    int saved_errno = errno;   /* free keeps errno */
+    while (s) {
+        struct mspan *next = s->next;
+        s->next = NULL;
+        mheap_free(s);
+        s = next;
+    }
+    errno = saved_errno;
 }
 
 /* Called by a remote freer after its push.  The push may have made the
@@ -144,26 +155,55 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls)
     }
     /* Parked here, and it stays so while we hold the lock. */
     uintptr_t w = __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE);
-    parked_settle(c, s, w, xfree_count(w) > 0);
+    struct mspan *emptied = parked_settle(c, s, w, xfree_count(w) > 0);
+    gort_unlock(&c->lock);
+    parked_freeEmptied(emptied);
 }
 
-struct mcentral *mcentral_lockParked(struct mspan *s)
+/* How many spans a flush settles under one hold of the lock: enough to
+ * make the lock's cost per span small, few enough that a thread wanting
+ * the class's lock does not wait long. */
+#define PARKED_HOLD_SPANS 64
+
+bool mcentral_parkedBegin(struct parkedFlush *f, struct mspan *s)
 {
     /* The caller's objects are still allocated: s keeps its class. */
     struct mcentral *c = &mcentrals[s->spanclass];
-    gort_lock(&c->lock);
-    if (!(__atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE) & XFREE_PARKED)) {
-        gort_unlock(&c->lock);
-        return NULL;
+    if (f->held != c) {
+        mcentral_parkedEnd(f);
+        gort_lock(&c->lock);
+        f->held = c;
     }
-    return c;
+    if (__atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE) & XFREE_PARKED)
+        return true;
+    /* The caller will push on s's stack, which may need this lock. */
+    mcentral_parkedEnd(f);
+    return false;
 }
 
-void mcentral_unlockParked(struct mcentral *c, struct mspan *s, unsigned n)
+void mcentral_parkedDone(struct parkedFlush *f, struct mspan *s, unsigned n)
 {
     span_setAllocCount(s, s->allocCount - n);
     s->needzero = 1;
-    parked_settle(c, s, __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE), 1);
+    struct mspan *emptied =
+        parked_settle(f->held, s, __atomic_load_n(&s->xfree, __ATOMIC_ACQUIRE), 1);
+    if (emptied) {
+        emptied->next = f->emptied;
+        f->emptied = emptied;
+    }
+    if (++f->settled == PARKED_HOLD_SPANS)
+        mcentral_parkedEnd(f);
+}
+
+void mcentral_parkedEnd(struct parkedFlush *f)
+{
+    if (f->held) {
+        gort_unlock(&f->held->lock);
+        f->held = NULL;
+    }
+    f->settled = 0;
+    parked_freeEmptied(f->emptied);
+    f->emptied = NULL;
 }
 
 void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n)

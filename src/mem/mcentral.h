@@ -52,14 +52,30 @@ void mcentral_parkedFree(struct mspan *s, spanClass cls);
 
 /* Pushes obj (an object of in-use small span s) on s's remote-free stack. */
 void mcentral_remoteFree(struct mspan *s, void *obj);
-/* Freeing straight into a parked span's bitmap, so that nothing is left
- * on its stack to collect later: if s is parked, lockParked returns its
- * mcentral locked (the bitmap is then the caller's to clear), else NULL
- * with nothing held (an mcache owns s).  unlockParked accounts for the n
- * objects cleared, settles the span (to partial, or to mheap if it is now
- * empty) and releases the lock. */
-struct mcentral *mcentral_lockParked(struct mspan *s);
-void mcentral_unlockParked(struct mcentral *c, struct mspan *s, unsigned n);
+/* Freeing straight into parked spans' bitmaps, so that nothing is left on
+ * their stacks to collect later.  A list flush meets many spans of one
+ * class, often for a run of one or two objects each, so the class's lock
+ * is held across them rather than taken once a span:
+ *     struct parkedFlush f = {0};
+ *     for each span s met:
+ *         if (mcentral_parkedBegin(&f, s)) {
+ *             clear the bits of s's n objects;
+ *             mcentral_parkedDone(&f, s, n);
+ *         }
+ *     mcentral_parkedEnd(&f);
+ * parkedBegin returns whether s is parked; then the lock is held and the
+ * bitmap is the caller's.  If not (an mcache owns s) nothing is held, so
+ * the caller may push the objects on s's stack.  parkedDone accounts for
+ * the n objects and settles the span: to partial, or off the lists if it
+ * is now empty, for parkedEnd to hand to mheap once the lock is dropped. */
+struct parkedFlush {
+    struct mcentral *held;     /* the locked mcentral, or NULL */
+    struct mspan *emptied;     /* spans to hand to mheap, linked by next */
+    unsigned settled;          /* spans settled under this hold */
+};
+bool mcentral_parkedBegin(struct parkedFlush *f, struct mspan *s);
+void mcentral_parkedDone(struct parkedFlush *f, struct mspan *s, unsigned n);
+void mcentral_parkedEnd(struct parkedFlush *f);
 
 /* Pushes n objects of s, linked through word 0 from head to tail, at once. */
 void mcentral_remoteFreeChain(struct mspan *s, void *head, void *tail, unsigned n);
