@@ -31,8 +31,8 @@ int main(void)
         } else {
             CHECK(s->spanclass != 0 && s->elemsize >= sizes[i]);
             /* pageinfo: the class, and the page's offset in its span. */
-            CHECK((info & 0xff) == s->sizeclass);
-            CHECK(((info >> 8) & 0xffff) == (((uintptr_t)p - s->startAddr) >> _PageShift));
+            CHECK((info & PAGEINFO_CLASS_MASK) >> PAGEINFO_CLASS_SHIFT == s->sizeclass);
+            CHECK((info & PAGEINFO_OFFSET_MASK) == (((uintptr_t)p - s->startAddr) & ~_PageMask));
         }
         gort_free(p);
     }

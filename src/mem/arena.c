@@ -100,7 +100,9 @@ void arena_setPageInfo(uintptr_t base, uintptr_t npages, unsigned sizeclass)
 {
     for (uintptr_t i = 0; i < npages; i++) {
         uintptr_t p = base + (i << _PageShift);
-        uint32_t info = sizeclass ? (uint32_t)sizeclass | (uint32_t)(i << 8) : 0;
+        uint32_t info = sizeclass ? (uint32_t)sizeclass << PAGEINFO_CLASS_SHIFT |
+                                        (uint32_t)(i << _PageShift)
+                                  : 0;
         __atomic_store_n(&arena_of(p)->pageinfo[arena_pageIndex(p)], info, __ATOMIC_RELAXED);
     }
 }

@@ -34,10 +34,12 @@ struct heapArena {
     struct mspan *spans[pagesPerArena];
     uint64_t released[pagesPerArena / 64];   /* 1 = page not backed (reads 0) */
     /* For a page of an in-use small-object span: its size class (bits
-     * 0-6), PAGEINFO_SAMPLED (bit 7), its page offset in the span (bits
-     * 8-23) and its count of heap-profile samples (bits 24-30); 0 for every
-     * other page.  free() validates and classifies a pointer from this
-     * dense table and the class tables alone, without touching the mspan. */
+     * 5-11), PAGEINFO_SAMPLED (bit 12), its offset in the span in bytes
+     * (bits 13-23: pages) and its count of heap-profile samples (bits
+     * 24-30); 0 for every other page.  free() validates and classifies a
+     * pointer from this dense table and the class tables alone, without
+     * touching the mspan.  The class sits 5 bits up because free() indexes
+     * two tables of 32-byte records by it, and the offset needs no shift. */
     uint32_t pageinfo[pagesPerArena];
     /* First pages of malloc spans whose blocks are roots for the collector
      * (gort_malloc_uncollectable), so it finds them without walking every
@@ -92,6 +94,11 @@ static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
     return __atomic_load_n((const uint32_t *)((const char *)ha->pageinfo + at), __ATOMIC_RELAXED);
 }
 
+/* A page's pageinfo fields (see struct heapArena). */
+#define PAGEINFO_CLASS_SHIFT 5
+#define PAGEINFO_CLASS_MASK (0xffu << PAGEINFO_CLASS_SHIFT)   /* with SAMPLED */
+#define PAGEINFO_OFFSET_MASK 0x00ffe000u
+
 /* Bit 7 of a page's class byte: the page holds objects sampled by the
  * heap profiler where they lay (most get a span of their own: malloc.c,
  * malloc_sample), how many in bits 24-30 (saturating at 127).  No class has
@@ -100,7 +107,7 @@ static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
  * unmarks the page with its last sampled object (or the page's hot,
  * recycled objects would all stay on the slow path).  A span's pageinfo is
  * rewritten when it is freed or reused. */
-#define PAGEINFO_SAMPLED 0x80u
+#define PAGEINFO_SAMPLED (0x80u << PAGEINFO_CLASS_SHIFT)
 #define PAGEINFO_SAMPLE1 (1u << 24)
 #define PAGEINFO_SAMPLEMAX 127u
 

@@ -542,24 +542,28 @@ static void mcache_putBack(struct mcache *c, spanClass spc, void *p)
     }
 }
 
-/* The class byte of p's page in the arena's dense pageinfo (0 for any page
- * but a small-object span's) and p's offset from its span's start, p
- * being in arena ha: free() classifies a pointer from these and the packed
- * class records, never touching the mspan.  An address past 48 bits
- * aliases some arena but fails the boundary test. */
-static inline size_t page_class(const struct heapArena *ha, uintptr_t p, uintptr_t *off)
+/* The class of p's page in the arena's dense pageinfo (0 for any page but
+ * a small-object span's), times 32, and p's offset from its span's start,
+ * p being in arena ha: free() classifies a pointer from these and the
+ * packed class records, never touching the mspan.  32 is the size of a
+ * class record and of an mcache's list, so free() indexes both without a
+ * shift.  An address past 48 bits aliases some arena but fails the
+ * boundary test. */
+_Static_assert(sizeof(struct classinfo) == 1u << PAGEINFO_CLASS_SHIFT, "class record size");
+_Static_assert(sizeof(struct freelist) == 1u << PAGEINFO_CLASS_SHIFT, "list record size");
+static inline uintptr_t page_class32(const struct heapArena *ha, uintptr_t p, uintptr_t *off)
 {
     uint32_t info = arena_pageInfo(ha, p);
     /* (Below 2^29 for a page of a small-object span: the test's range.) */
-    *off = (p & _PageMask) + ((uintptr_t)(info >> 8) << _PageShift);
-    return info & 0xff;
+    *off = (p & _PageMask) + (info & PAGEINFO_OFFSET_MASK);
+    return (uintptr_t)(info & PAGEINFO_CLASS_MASK);
 }
 
-/* Whether offset off in a span of class cls starts one of its objects
- * (struct classinfo's one-multiply test; never for class 0). */
-static inline bool class_boundary(size_t cls, uintptr_t off)
+/* Whether offset off in a span of class cls32 / 32 starts one of its
+ * objects (struct classinfo's one-multiply test; never for class 0). */
+static inline bool class_boundary(uintptr_t cls32, uintptr_t off)
 {
-    const struct classinfo *ci = &class_info[cls];
+    const struct classinfo *ci = (const struct classinfo *)((const char *)class_info + cls32);
     return off * ci->divtest < ci->below;
 }
 
@@ -571,8 +575,8 @@ static inline unsigned small_object_class(uintptr_t p)
     if (__builtin_expect(ha == NULL, 0))
         return 0;
     uintptr_t off;
-    size_t cls = page_class(ha, p, &off);
-    return class_boundary(cls, off) ? (unsigned)cls : 0;
+    uintptr_t cls32 = page_class32(ha, p, &off);
+    return class_boundary(cls32, off) ? cls32 >> PAGEINFO_CLASS_SHIFT : 0;
 }
 
 /* free()'s object starts an object of class cls, but its list is full (or
@@ -615,15 +619,15 @@ void gort_free(void *ptr)
     struct mcache *c = tls_mcache;
     const struct heapArena *ha = arena_of_unchecked((uintptr_t)ptr);
     uintptr_t off;
-    size_t cls;
+    uintptr_t cls32;
     /* Not gort's, not an object's start, or an object that already carries
      * the key (a second free): the slow path, which reports or explains.
      * (Room first: class 1 has none, and its objects no word 1.) */
-    if (__builtin_expect(ha != NULL, 1) && (cls = page_class(ha, (uintptr_t)ptr, &off),
-                                            class_boundary(cls, off))) {
-        struct freelist *fl = &c->free[cls];
+    if (__builtin_expect(ha != NULL, 1) && (cls32 = page_class32(ha, (uintptr_t)ptr, &off),
+                                            class_boundary(cls32, off))) {
+        struct freelist *fl = (struct freelist *)((char *)c->free + cls32);
         if (__builtin_expect(fl->room == 0, 0)) {
-            free_listFull(c, (unsigned)cls, ptr);
+            free_listFull(c, cls32 >> PAGEINFO_CLASS_SHIFT, ptr);
             return;
         }
         if (__builtin_expect(((uintptr_t *)ptr)[1] != c->key, 1)) {
