@@ -99,10 +99,10 @@ static inline uint32_t arena_pageInfo(const struct heapArena *ha, uintptr_t p)
 #define PAGEINFO_CLASS_MASK (0xffu << PAGEINFO_CLASS_SHIFT)   /* with SAMPLED */
 #define PAGEINFO_OFFSET_MASK 0x00ffe000u
 
-/* Bit 7 of a page's class byte: the page holds objects sampled by the
+/* The top bit of a page's class field: the page holds objects sampled by the
  * heap profiler where they lay (most get a span of their own: malloc.c,
  * malloc_sample), how many in bits 24-30 (saturating at 127).  No class has
- * bit 7, so free()'s fast path finds no class for an object of a marked
+ * that bit, so free()'s fast path finds no class for an object of a marked
  * page and takes the slow path, which tells the profiler of the free and
  * unmarks the page with its last sampled object (or the page's hot,
  * recycled objects would all stay on the slow path).  A span's pageinfo is

@@ -60,7 +60,7 @@ struct classinfo {
     uint64_t below;
     uint64_t pad[2];    /* the size of struct freelist: free() shifts once */
 };
-/* Indexed by a page's class byte (arena pageinfo): entries past the last
+/* Indexed by a page's class (arena pageinfo): entries past the last
  * class are zero, so a page marked PAGEINFO_SAMPLED matches no class. */
 extern struct classinfo class_info[256];
 extern uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
