@@ -25,7 +25,8 @@
  * free learns an object's size without touching the span record.
  *
  * The path of a malloc:
- *   1. size <= 32 KiB: size_to_class8/128 gives the class; the object is
+ *   1. size <= 32 KiB: size_to_class8/128 gives the class (times 32, to
+ *      index the lists and class_info without a shift); the object is
  *      popped from the mcache's list for it.  No lock, no atomic.
  *   2. the list is empty: it is refilled in one batch from the span's
  *      allocCache word (mcache_refillList).
@@ -417,20 +418,21 @@ __attribute__((noinline)) static void *malloc_slow(size_t size)
 
 void *gort_malloc(size_t size)
 {
-    unsigned cls;
+    uintptr_t cls32;    /* the class times 32: see size_to_class8 */
     if (__builtin_expect(size <= smallSizeMax - 8, 1))
-        cls = size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv];
+        cls32 = size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv];
     else if (size <= _MaxSmallSize)
-        cls = size_to_class128[(size - smallSizeMax + largeSizeDiv - 1) / largeSizeDiv];
+        cls32 = size_to_class128[(size - smallSizeMax + largeSizeDiv - 1) / largeSizeDiv];
     else
         return malloc_slow(size);
     struct mcache *c = tls_mcache;
-    struct freelist *fl = &c->free[cls];
+    struct freelist *fl = (struct freelist *)((char *)c->free + cls32);
     void *p = freelist_pop(fl);
     if (__builtin_expect(p != NULL, 1)) {
         mcache_count(&fl->nmalloc, 1);
-        if (__builtin_expect(sample_due(c, class_to_size[cls]), 0))
-            return malloc_sampleListed(c, p, class_to_size[cls]);
+        size_t csize = class_info_scaled(cls32)->size;
+        if (__builtin_expect(sample_due(c, (int64_t)csize), 0))
+            return malloc_sampleListed(c, p, csize);
         return p;
     }
     return malloc_slow(size);
@@ -551,6 +553,7 @@ static void mcache_putBack(struct mcache *c, spanClass spc, void *p)
  * boundary test. */
 _Static_assert(sizeof(struct classinfo) == 1u << PAGEINFO_CLASS_SHIFT, "class record size");
 _Static_assert(sizeof(struct freelist) == 1u << PAGEINFO_CLASS_SHIFT, "list record size");
+_Static_assert(CLASS_SCALE_SHIFT == PAGEINFO_CLASS_SHIFT, "one scale for classes");
 static inline uintptr_t page_class32(const struct heapArena *ha, uintptr_t p, uintptr_t *off)
 {
     uint32_t info = arena_pageInfo(ha, p);
@@ -563,7 +566,7 @@ static inline uintptr_t page_class32(const struct heapArena *ha, uintptr_t p, ui
  * objects (struct classinfo's one-multiply test; never for class 0). */
 static inline bool class_boundary(uintptr_t cls32, uintptr_t off)
 {
-    const struct classinfo *ci = (const struct classinfo *)((const char *)class_info + cls32);
+    const struct classinfo *ci = class_info_scaled(cls32);
     return off * ci->divtest < ci->below;
 }
 

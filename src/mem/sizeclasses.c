@@ -21,23 +21,23 @@ const uint8_t class_to_allocnpages[_NumSizeClasses] = {
 uint32_t class_to_divmagic[_NumSizeClasses];
 uint16_t class_to_nelems[_NumSizeClasses];
 struct classinfo class_info[256];
-uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
-uint8_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
+uint16_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
+uint16_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
 
 void sizeclasses_init(void)
 {
     int c = 1;
-    for (size_t i = 0; i < sizeof size_to_class8; i++) {
+    for (size_t i = 0; i < sizeof size_to_class8 / sizeof size_to_class8[0]; i++) {
         size_t size = i * smallSizeDiv;
         while (class_to_size[c] < size)
             c++;
-        size_to_class8[i] = (uint8_t)c;
+        size_to_class8[i] = (uint16_t)(c << CLASS_SCALE_SHIFT);
     }
-    for (size_t i = 0; i < sizeof size_to_class128; i++) {
+    for (size_t i = 0; i < sizeof size_to_class128 / sizeof size_to_class128[0]; i++) {
         size_t size = smallSizeMax + i * largeSizeDiv;
         while (class_to_size[c] < size)
             c++;
-        size_to_class128[i] = (uint8_t)c;
+        size_to_class128[i] = (uint16_t)(c << CLASS_SCALE_SHIFT);
     }
     for (int k = 1; k < _NumSizeClasses; k++) {
         class_to_divmagic[k] = (uint32_t)(UINT32_MAX / class_to_size[k] + 1);
@@ -48,6 +48,7 @@ void sizeclasses_init(void)
         class_info[k] = (struct classinfo){
             .divtest = divtest,
             .below = (uint64_t)class_to_nelems[k] * (divtest * class_to_size[k]),
+            .size = class_to_size[k],
         };
     }
 }

@@ -58,13 +58,16 @@ extern uint16_t class_to_nelems[_NumSizeClasses];
 struct classinfo {
     uint64_t divtest;
     uint64_t below;
-    uint64_t pad[2];    /* the size of struct freelist: free() shifts once */
+    uint64_t size;      /* class_to_size, beside malloc's other lookups */
+    uint64_t pad;       /* 32 bytes, as struct freelist: one scaled index */
 };
 /* Indexed by a page's class (arena pageinfo): entries past the last
  * class are zero, so a page marked PAGEINFO_SAMPLED matches no class. */
 extern struct classinfo class_info[256];
-extern uint8_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
-extern uint8_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
+/* size -> class times 32 (malloc indexes class_info and its lists by it). */
+extern uint16_t size_to_class8[smallSizeMax / smallSizeDiv + 1];
+extern uint16_t size_to_class128[(_MaxSmallSize - smallSizeMax) / largeSizeDiv + 1];
+#define CLASS_SCALE_SHIFT 5
 
 /* Fills the lookup tables; idempotent. */
 void sizeclasses_init(void);
@@ -73,8 +76,16 @@ void sizeclasses_init(void);
 static inline uint8_t size_to_class(size_t size)
 {
     if (size <= smallSizeMax - 8)
-        return size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv];
-    return size_to_class128[(size - smallSizeMax + largeSizeDiv - 1) / largeSizeDiv];
+        return (uint8_t)(size_to_class8[(size + smallSizeDiv - 1) / smallSizeDiv] >>
+                         CLASS_SCALE_SHIFT);
+    return (uint8_t)(size_to_class128[(size - smallSizeMax + largeSizeDiv - 1) / largeSizeDiv] >>
+                     CLASS_SCALE_SHIFT);
+}
+
+/* class_info[cls32 / 32]. */
+static inline const struct classinfo *class_info_scaled(uintptr_t cls32)
+{
+    return (const struct classinfo *)((const char *)class_info + cls32);
 }
 
 #endif
