@@ -180,24 +180,27 @@ static void case_double_free_small(void)
     free_twice(p);
 }
 
+/* An object of size bytes from alloc, with a neighbour allocated on
+ * either side of it. */
+static void *alloc_between(void *(*alloc)(size_t), size_t size)
+{
+    void *a = alloc(size);
+    void *p = alloc(size);
+    void *b = alloc(size);
+    sink = a;
+    sink = b;
+    return p;
+}
+
 /* 8-byte objects have no room for the list key: their span's bit shows it. */
 static void case_double_free_tiny(void)
 {
-    void *a = malloc(8);
-    void *p = malloc(8);
-    void *b = malloc(8);
-    sink = a;
-    sink = b;
-    free_twice(p);
+    free_twice(alloc_between(malloc, 8));
 }
 
 static void case_double_free_small_gort(void)
 {
-    void *a = gort_malloc(48);
-    void *p = gort_malloc(48);
-    void *b = gort_malloc(48);
-    sink = a;
-    sink = b;
+    void *p = alloc_between(gort_malloc, 48);
     announce(p);
     void *again = hidep(p);
     gort_free(p);
