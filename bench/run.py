@@ -43,7 +43,8 @@ VERSION_PKGS = ["libc6", "libjemalloc2", "libtcmalloc-minimal4", "libmimalloc2.0
                 "redis-server", "redis-tools", "sqlite3", "python3", "gcc", "valgrind"]
 
 # The rows.  num 1-9 are the allocator workloads (the geometric means are
-# over them); a-c are real programs.  args: (threads, scale) for bench/*.c
+# over them); a-c are real programs; d is a small program, for the fixed
+# overhead (its RSS less glibc's).  args: (threads, scale) for bench/*.c
 # workloads; full and quick give the scale (binary_trees: the depth).
 ROWS = [
     dict(id="churn",          num="1", kind="c", src="churn",          threads=1, full=1.0, quick=0.1),
@@ -59,7 +60,12 @@ ROWS = [
     dict(id="redis",          num="a", kind="redis", full=1.0, quick=0.1),
     dict(id="python3",        num="b", kind="python", full=1.0, quick=0.125),
     dict(id="sqlite3",        num="c", kind="sqlite", full=1000000, quick=200000),
+    dict(id="small",          num="d", kind="c", src="small",          threads=1, full=1.0, quick=1.0),
 ]
+
+# The row whose peak RSS, less glibc's, is each allocator's fixed overhead.
+SMALL_ROW = "small"
+SMALL_TARGET_KIB = 1024
 
 # Redis: keys made with DEBUG POPULATE before the benchmark, and requests per
 # redis-benchmark test, at scale 1.0.
@@ -759,6 +765,18 @@ def machine():
             "memory": mem, "kernel": os.uname().release, "versions": vers}
 
 
+def fixed_overhead(results):
+    """{allocator: median peak RSS of the small row less glibc's, KiB}, or
+    None when the row or glibc's cell is missing."""
+    res = results.get(SMALL_ROW)
+    cells = res.get("cells") if res else None
+    base = cells.get("glibc") if cells else None
+    if not is_ok(base) or not base.get("rss_kib"):
+        return None
+    return {a: int(round(c["rss_kib"] - base["rss_kib"])) for a, c in cells.items()
+            if is_ok(c) and c.get("rss_kib")}
+
+
 def write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, interrupted):
     ttab, rtab, tr, rr, gt, gr = tables(rows, results, allocs, avail)
     m = ctx["machine"]
@@ -791,6 +809,15 @@ def write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, interru
         md.append("![time ratio to best peer](time.png)\n\n")
     if charts.get("rss"):
         md.append("![peak RSS relative to jemalloc](rss.png)\n\n")
+    md.append("## Fixed overhead\n\n")
+    over = fixed_overhead(results)
+    if over:
+        md.append("Peak RSS of `bench/small.c` (a program that needs 250 KiB) less its peak RSS "
+                  "under glibc: what the allocator adds to a small program (target for gort: "
+                  "under %d KiB).\n\n" % SMALL_TARGET_KIB +
+                  "".join("- %s: %+d KiB\n" % (a, over[a]) for a in allocs if a in over) + "\n")
+    else:
+        md.append("not measured (the small row did not run under both gort and glibc)\n\n")
     md.append("## Fast path\n\n")
     if hot[0]:
         md.append("From `bench/hotpath.sh` (callgrind): gort linked in, then every allocator "
@@ -981,6 +1008,10 @@ def main():
         print("\n".join("  " + l for l in hot[0]))
     else:
         print("== gort fast path: %s ==" % hot[1])
+    over = fixed_overhead(results)
+    if over:
+        print("== fixed overhead: peak RSS of bench/small.c less glibc's ==")
+        print("  " + "  ".join("%s %+d KiB" % (a, v) for a, v in over.items()))
     print()
     print("gort geomean over workloads 1-9: time %s x best peer, RSS %s x jemalloc" % (gt.get("gort"), gr.get("gort")))
     print("report: %s  (%.0f s)" % (os.path.join(outdir, "RESULTS.md"), time.monotonic() - t_start))
