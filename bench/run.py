@@ -777,7 +777,7 @@ def fixed_overhead(results):
             if is_ok(c) and c.get("rss_kib")}
 
 
-def write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, interrupted):
+def write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, over, interrupted):
     ttab, rtab, tr, rr, gt, gr = tables(rows, results, allocs, avail)
     m = ctx["machine"]
     problems = ctx["problems"]
@@ -810,7 +810,6 @@ def write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, interru
     if charts.get("rss"):
         md.append("![peak RSS relative to jemalloc](rss.png)\n\n")
     md.append("## Fixed overhead\n\n")
-    over = fixed_overhead(results)
     if over:
         md.append("Peak RSS of `bench/small.c` (a program that needs 250 KiB) less its peak RSS "
                   "under glibc: what the allocator adds to a small program (target for gort: "
@@ -996,7 +995,9 @@ def main():
                           log_y=True)
     if not tools["gnuplot"]:
         log("bench: gnuplot not installed: no charts")
-    ttab, rtab, gt, gr = write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, interrupted)
+    over = fixed_overhead(results)
+    ttab, rtab, gt, gr = write_report(outdir, ctx, rows, results, allocs, avail, hot, charts, over,
+                                      interrupted)
     shutil.rmtree(tmp, ignore_errors=True)
 
     print("== Time: median, (ratio to the best peer; < 1 beats every peer) ==")
@@ -1008,7 +1009,6 @@ def main():
         print("\n".join("  " + l for l in hot[0]))
     else:
         print("== gort fast path: %s ==" % hot[1])
-    over = fixed_overhead(results)
     if over:
         print("== fixed overhead: peak RSS of bench/small.c less glibc's ==")
         print("  " + "  ".join("%s %+d KiB" % (a, v) for a, v in over.items()))
